@@ -1,0 +1,309 @@
+"""`cra.toml`: schema, layered loading (defaults < user config dir < workspace < editor overrides), clear errors.
+
+Each layer is validated on its own so an error names the file, the key and the line it came from; the layers are
+then deep-merged and decoded once more into the final `Config`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ROLES: tuple[str, ...] = ("router", "reasoning", "coding", "summarization", "validation")
+
+# Pipeline stages (the adapter map A1–A12) plus the context sub-decisions that have adapters of their own.
+STAGES: dict[str, str] = {
+    "meta_plan": "A1 meta-plan: parts and dependency edges",
+    "part_plan": "A2 part-plan: implementation steps for one part",
+    "scaffold": "A3 scaffold: types, signatures, Doxygen contracts",
+    "adjustment": "A4 adjustment: revised steps from failures",
+    "task_analysis": "A5 task analysis: type, seed symbols, keywords, intent",
+    "implement": "A6 implement: one function body",
+    "test_generation": "A7 test generation for one function",
+    "precision": "A8 precision classification (cascade below)",
+    "documentation": "A9 documentation: Doxygen for a function or a file",
+    "refilter": "A10 refilter: keep the files that fit the budget",
+    "scope": "A11 scope judgment (per-tier decisions below)",
+    "routing": "A12 routing: include or exclude each optional stage",
+    "scope_dependency": "A11 scope judgment, dependency tier",
+    "scope_cochange": "A11 scope judgment, co-change tier",
+    "scope_metadata": "A11 scope judgment, metadata tier",
+    "precision_relevant": "A8 cascade: is the symbol relevant?",
+    "precision_primary": "A8 cascade: is it primary?",
+    "precision_supporting": "A8 cascade: is it supporting?",
+}
+
+CONFIG_FILENAME = "cra.toml"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, key and line."""
+
+
+class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    model: str = ""  # registry name, GGUF path, or hf:<repo>/<file>
+    quantization: str = ""
+    context_length: int = 4096
+    max_concurrency: int = 1
+    default_timeout: float = 300.0
+    n_gpu_layers: int = 0
+
+
+class TiersConfig(msgspec.Struct, forbid_unknown_fields=True):
+    tier0: str = "router"  # binary classification
+    tier1: str = "coding"  # generation
+
+
+class StageConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    role: str = ""
+    adapter: str | None = None  # adapter file or name; else the [adapters] routing table decides
+    max_tokens: int = 512
+    temperature: float = 0.0
+    stop: list[str] = []
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    cpu_seconds: int = 10
+    wall_seconds: int = 30
+    memory_mb: int = 1024
+    max_processes: int = 64
+    max_output_bytes: int = 1_000_000
+
+
+class ValidationConfig(msgspec.Struct, forbid_unknown_fields=True):
+    compiler: str = "gcc"
+    flags: list[str] = msgspec.field(default_factory=lambda: ["-std=c11", "-Wall", "-Wextra"])  # without compile_commands.json
+    test_command: str = ""  # run only in a trusted workspace
+    max_rounds: int = 2  # adjustment rounds after a failed compile/test
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+
+
+class ContextConfig(msgspec.Struct, forbid_unknown_fields=True):
+    budget_tokens: int = 1200
+    max_file_bytes: int = 2_000_000
+
+
+class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
+    threads: int = 0  # 0: all cores
+    memory_budget_mb: int = 8192
+    backend: str = "local"  # local | remote
+    remote_url: str = ""
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    models: dict[str, ModelConfig] = {}
+    tiers: TiersConfig = msgspec.field(default_factory=TiersConfig)
+    stages: dict[str, StageConfig] = {}
+    # Routing table: base model (as named in [models.*].model) → stage → adapter file. Config only, no code.
+    adapters: dict[str, dict[str, str]] = {}
+    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
+    context: ContextConfig = msgspec.field(default_factory=ContextConfig)
+    engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    sources: list[str] = []  # where each layer came from, for `cra config check`
+
+    def model_for_role(self, role: str) -> ModelConfig:
+        return self.models[role]
+
+    def stage(self, name: str) -> StageConfig:
+        """The stage's settings, with its role defaulted from the tiers (decisions → tier0, generation → tier1)."""
+        if name not in STAGES:
+            raise ConfigError(f"unknown pipeline stage {name!r}")
+        stage = self.stages.get(name, StageConfig())
+        if not stage.role:
+            stage = msgspec.structs.replace(stage, role=_default_role(self, name))
+        return stage
+
+    def adapter_for(self, stage: str) -> str | None:
+        """The adapter file for a stage on its role's base model, from the stage override or the routing table."""
+        cfg = self.stage(stage)
+        if cfg.adapter:
+            return cfg.adapter
+        base = self.models[cfg.role].model
+        return self.adapters.get(base, {}).get(stage)
+
+
+_DECISION_STAGES = {"scope", "routing", "scope_dependency", "scope_cochange", "scope_metadata",
+                    "precision_relevant", "precision_primary", "precision_supporting"}
+
+
+def _default_role(config: Config, stage: str) -> str:
+    return config.tiers.tier0 if stage in _DECISION_STAGES else config.tiers.tier1
+
+
+DEFAULTS: dict[str, Any] = {
+    "models": {
+        "router": {"model": "qwen2.5-coder-0.5b", "quantization": "q4_k_m", "context_length": 4096},
+        "validation": {"model": "qwen2.5-coder-0.5b", "quantization": "q4_k_m", "context_length": 4096},
+        "summarization": {"model": "qwen2.5-coder-0.5b", "quantization": "q4_k_m", "context_length": 4096},
+        # One generalist serves both reasoning and coding: it is loaded once.
+        "reasoning": {"model": "qwen2.5-coder-1.5b", "context_length": 4096},
+        "coding": {"model": "qwen2.5-coder-1.5b", "context_length": 4096},
+    },
+    "stages": {
+        "implement": {"max_tokens": 512, "stop": ["\n}\n"]},
+        "documentation": {"max_tokens": 256},
+        "test_generation": {"max_tokens": 768},
+    },
+}
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "cra" / CONFIG_FILENAME
+
+
+def load_config(root: str | Path | None = None, *, overrides: dict[str, Any] | None = None,
+                path: str | Path | None = None, user: bool = True) -> Config:
+    """Load the layered config. `path` replaces the workspace file; `overrides` come from the editor."""
+    layers: list[tuple[str, dict[str, Any]]] = [("built-in defaults", copy.deepcopy(DEFAULTS))]
+    if user and user_config_path().is_file():
+        layers.append(_read_layer(user_config_path()))
+    workspace_file = Path(path) if path else (Path(root) / CONFIG_FILENAME if root else None)
+    if path and not Path(path).is_file():
+        raise ConfigError(f"{path}: config file not found")
+    if workspace_file and workspace_file.is_file():
+        layers.append(_read_layer(workspace_file))
+    if overrides:
+        _validate_layer("editor settings (initializationOptions)", overrides, text=None)
+        layers.append(("editor settings (initializationOptions)", overrides))
+    merged: dict[str, Any] = {}
+    for _, data in layers:
+        _deep_merge(merged, data)
+    merged["sources"] = [name for name, _ in layers]
+    config = msgspec.convert(merged, type=Config)
+    _check_semantics(config, layers[-1][0])
+    if root is not None:
+        config = _resolve_relative_paths(config, Path(root))
+    return config
+
+
+def _read_layer(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    _validate_layer(str(path), data, text)
+    return str(path), data
+
+
+def _validate_layer(source: str, data: dict[str, Any], text: str | None) -> None:
+    """Validate one layer. Dict-valued tables (models, stages, adapters) are checked entry by entry because
+    msgspec elides dict keys in its error paths, and the user needs the key."""
+    per_entry = {"models": ModelConfig, "stages": StageConfig, "adapters": dict[str, str]}
+    for section, value in data.items():
+        if section in per_entry and isinstance(value, dict):
+            for key, entry in value.items():
+                _convert(source, text, [section, key], entry, per_entry[section])
+        else:
+            _convert(source, text, [], {section: value}, Config)
+    for role in data.get("models", {}):
+        if role not in ROLES:
+            _fail(source, text, ["models", role], f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+    for stage in data.get("stages", {}):
+        if stage not in STAGES:
+            _fail(source, text, ["stages", stage], f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+
+
+def _convert(source: str, text: str | None, prefix: list[str], value: Any, type_: Any) -> None:
+    try:
+        msgspec.convert(value, type=type_)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        _fail(source, text, prefix + _error_keys(message), _humanize(message))
+
+
+def _fail(source: str, text: str | None, keys: list[str], message: str) -> None:
+    line = _locate(text, keys) if text is not None else None
+    where = f", line {line}" if line else ""
+    raise ConfigError(f"{source}{where}: key `{'.'.join(keys) or '(top level)'}`: {message}")
+
+
+def _check_semantics(config: Config, source: str) -> None:
+    for role in ROLES:
+        if role not in config.models or not config.models[role].model:
+            raise ConfigError(f"{source}: key `models.{role}.model`: every role needs a model")
+    for tier, role in (("tier0", config.tiers.tier0), ("tier1", config.tiers.tier1)):
+        if role not in ROLES:
+            raise ConfigError(f"{source}: key `tiers.{tier}`: unknown role {role!r}")
+    for name, stage in config.stages.items():
+        if stage.role and stage.role not in ROLES:
+            raise ConfigError(f"{source}: key `stages.{name}.role`: unknown role {stage.role!r}")
+    for base, table in config.adapters.items():
+        for stage in table:
+            if stage not in STAGES:
+                raise ConfigError(f"{source}: key `adapters.{base}.{stage}`: unknown stage {stage!r}")
+
+
+def _resolve_relative_paths(config: Config, root: Path) -> Config:
+    """Relative GGUF paths in a workspace config are relative to the workspace root."""
+
+    def fix(value: str) -> str:
+        if value.endswith(".gguf") and not value.startswith("hf:") and not os.path.isabs(value):
+            return str((root / value).resolve())
+        return value
+
+    models = {role: msgspec.structs.replace(m, model=fix(m.model)) for role, m in config.models.items()}
+    stages = {name: msgspec.structs.replace(s, adapter=fix(s.adapter) if s.adapter else None)
+              for name, s in config.stages.items()}
+    adapters = {fix(base): {stage: fix(p) for stage, p in table.items()} for base, table in config.adapters.items()}
+    return msgspec.structs.replace(config, models=models, stages=stages, adapters=adapters)
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+_PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\]|\[[^\]]*\])*)`")
+_FIELD_RE = re.compile(r"unknown field `([^`]+)`")
+
+
+def _error_keys(message: str) -> list[str]:
+    keys: list[str] = []
+    if m := _PATH_RE.search(message):
+        for part in re.findall(r"\.([A-Za-z0-9_\-]+)|\[([^\]]*)\]", m.group(1)):
+            keys.append(part[0] or part[1].strip("'\""))
+    if m := _FIELD_RE.search(message):
+        keys.append(m.group(1))
+    return keys
+
+
+def _humanize(message: str) -> str:
+    return _PATH_RE.sub("", message).rstrip(" -").replace("Object contains unknown field", "unknown key")
+
+
+def _locate(text: str | None, keys: list[str]) -> int | None:
+    """Best-effort 1-based line of a dotted key in TOML text (headers, dotted keys, plain keys)."""
+    if not text or not keys:
+        return None
+    table: list[str] = []
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = [p.strip().strip("\"'") for p in stripped.strip("[]").split(".")]
+            if table == keys[: len(table)] and best is None and len(table) == len(keys):
+                best = number
+            continue
+        if "=" in stripped and not stripped.startswith("#"):
+            key = [p.strip().strip("\"'") for p in stripped.split("=", 1)[0].split(".")]
+            full = table + key
+            if full == keys[: len(full)] or keys == full[: len(keys)]:
+                return number
+    return best

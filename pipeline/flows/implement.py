@@ -1,0 +1,90 @@
+"""Implement function: locate the stub → assemble context → A6 generates the body → compile and test in the
+sandbox → on failure retry with the condensed failure in the prompt, a bounded number of rounds."""
+
+from __future__ import annotations
+
+from pipeline.actions import TextEditOut, Verdict
+from pipeline.flows.common import (assemble_context, locate_function, parse_errors_in, require_c_file,
+                                   validate_change)
+from pipeline.orchestrator import ActionFailed, Flow, State, Task
+from pipeline.stages import implement as a6
+from pipeline.textpos import byte_to_position
+
+
+def locate(task: Task) -> State:
+    require_c_file(task.request.path)
+    symbol = locate_function(task, want_stub=True)
+    task.data["target"] = symbol
+    task.result.symbol = symbol.name
+    return State.CONTEXT
+
+
+def context(task: Task) -> State:
+    task.data["context"] = assemble_context(task, task.data["target"], stage=a6.STAGE)
+    return State.IMPLEMENT
+
+
+def implement(task: Task) -> State:
+    target = task.data["target"]
+    source: bytes = task.data["source"]
+    header = source[target.start_byte:target.body_start_byte].decode("utf-8", errors="replace").rstrip()
+    messages = a6.build_messages(context=task.data["context"].rendered, doc=target.doc, signature=header,
+                                 name=target.name, failure=task.failure)
+    gen = task.llm.generate(a6.STAGE, messages, stop=["\n}", "```"])
+    body, complete = a6.extract_body(gen.text, stopped=gen.stats.finish_reason == "stop")
+    if not complete:
+        task.failure = "The body was cut off before its closing brace: write a shorter body."
+        return _retry_or_fail(task, "the generated body was incomplete (token budget exhausted)")
+    replacement = "{\n" + body.rstrip("\n") + "\n}"
+    new_source = source[:target.body_start_byte] + replacement.encode() + source[target.body_end_byte:]
+    errors = parse_errors_in(task.request.path, new_source, target.start_byte,
+                             target.body_start_byte + len(replacement.encode()))
+    if errors:
+        task.failure = f"The function does not parse as C (syntax error on line {errors[0] + 1})."
+        return _retry_or_fail(task, task.failure)
+    task.data["replacement"] = replacement
+    task.data["new_source"] = new_source
+    return State.VALIDATE
+
+
+def validate(task: Task) -> State:
+    new_text = task.data["new_source"].decode("utf-8", errors="replace")
+    verdict, failure = validate_change(task, {task.request.path: new_text})
+    task.result.verdict = verdict
+    if failure is not None:
+        task.failure = failure
+        return _retry_or_fail(task, verdict.message)
+    _emit_edit(task)
+    return State.DONE
+
+
+def adjust(task: Task) -> State:
+    task.rounds += 1
+    return State.IMPLEMENT
+
+
+def _retry_or_fail(task: Task, reason: str) -> State:
+    if task.rounds < task.config.validation.max_rounds:
+        return State.ADJUST
+    raise ActionFailed(f"{task.data['target'].name}: {reason} (after {task.rounds + 1} attempts)")
+
+
+def _emit_edit(task: Task) -> None:
+    target = task.data["target"]
+    source: bytes = task.data["source"]
+    start = byte_to_position(source, target.body_start_byte)
+    end = byte_to_position(source, target.body_end_byte)
+    task.result.edits = [TextEditOut(start_line=start[0], start_char=start[1], end_line=end[0], end_char=end[1],
+                                     new_text=task.data["replacement"])]
+    task.result.new_text = task.data["new_source"].decode("utf-8", errors="replace")
+    task.result.anchor_text = target.text
+    if not task.result.verdict.message:
+        task.result.verdict = Verdict(compiled=True, message="compiled")
+
+
+FLOW = Flow(
+    start=State.LOCATE,
+    steps={State.LOCATE: locate, State.CONTEXT: context, State.IMPLEMENT: implement, State.VALIDATE: validate,
+           State.ADJUST: adjust},
+    percent={State.LOCATE: 5, State.CONTEXT: 15, State.IMPLEMENT: 35, State.VALIDATE: 75, State.ADJUST: 85},
+)
