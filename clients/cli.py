@@ -14,6 +14,9 @@ COMMAND_MODULES = (
     "models",
     "logs",
     "config",
+    "index",
+    "context",
+    "curate",
     "bench",
 )
 
