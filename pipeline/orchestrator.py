@@ -28,6 +28,14 @@ class State(enum.Enum):
     IMPLEMENT = "implement"
     VALIDATE = "validate"
     ADJUST = "adjust"
+    ROUTE = "route"  # MoMA stage 1: does this task need a model at all?
+    ANALYZE = "analyze"  # A5 task analysis
+    META_PLAN = "meta_plan"  # A1
+    PART_PLAN = "part_plan"  # A2, once per part
+    DOCUMENT = "document"  # A9
+    GENERATE_TESTS = "generate_tests"  # A7
+    SCAFFOLD = "scaffold"  # A3
+    RENDER = "render"  # deterministic rendering of the structured outputs into files and edits
     DONE = "done"
     FAILED = "failed"
 
@@ -56,6 +64,7 @@ class Task:
         self.data: dict[str, Any] = {}  # step outputs, by name
         self.rounds = 0
         self.failure: str | None = None  # condensed failure fed back to the next attempt
+        self.note = ""  # said on the next transition's log row (why a round was retried, what routing chose)
         self.result = ActionResult(ok=False, task_id=self.task_id, action=request.action, path=request.path,
                                    symbol=request.symbol)
 
@@ -70,9 +79,10 @@ class Flow(msgspec.Struct, frozen=True):
 
 
 def _flows() -> dict[str, Flow]:
-    from pipeline.flows import implement
+    from pipeline.flows import document, implement, plan, scaffold, tests
 
-    return {"implement": implement.FLOW}
+    return {"plan": plan.FLOW, "scaffold": scaffold.FLOW, "implement": implement.FLOW, "tests": tests.FLOW,
+            "document": document.FLOW}
 
 
 def available_actions() -> tuple[str, ...]:
@@ -104,11 +114,11 @@ def run_action(request: ActionRequest, *, config: Config, engine: Any, log: Call
         while nxt not in TERMINAL:
             if cancel.cancelled:
                 raise Cancelled("cancelled between steps")
-            _transition(task, state, nxt)
+            _transition(task, state, nxt, _take_note(task))
             state = nxt
             progress(state.value, flow.percent.get(state, 0))
             nxt = flow.steps[state](task)
-        _transition(task, state, nxt)
+        _transition(task, state, nxt, _take_note(task))
         status = "done" if nxt is State.DONE else "failed"
         task.result.ok = nxt is State.DONE
     except Cancelled:
@@ -142,6 +152,11 @@ def _edit_status(result: ActionResult, status: str) -> str:
     if status == "cancelled":
         return "cancelled"
     return "proposed" if result.ok and (result.edits or result.files) else "failed"
+
+
+def _take_note(task: Task) -> str:
+    note, task.note = task.note, ""
+    return note
 
 
 def _transition(task: Task, old: State | None, new: State, note: str = "") -> None:

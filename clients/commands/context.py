@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             "rendered": pack.rendered,
         }))
         return 0
-    print(f"| symbol | kind | file | tier | precision | tokens |\n|---|---|---|---|---|---|")
+    print("| symbol | kind | file | tier | precision | tokens |\n|---|---|---|---|---|---|")
     for item in pack.items:
         print(f"| {item.name} | {item.kind} | {item.file}:{item.line + 1} | {item.tier} | {item.precision} | {item.tokens} |")
     print(f"\n{pack.tokens}/{args.budget} tokens, {len(pack.dropped)} dropped, {pack.seconds * 1000:.0f} ms\n")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.actions import Verdict
-from pipeline.context import ContextPack, WorkspaceIndex, assemble, parse_source
+import msgspec
+
+from pipeline.actions import TextEditOut, Verdict
+from pipeline.context import ContextPack, Judge, WorkspaceIndex, assemble, parse_source
 from pipeline.context.symbols import FUNCTION, Symbol
-from pipeline.orchestrator import ActionFailed, Task
+from pipeline.orchestrator import ActionFailed, State, Task
 from pipeline.sandbox import Limits, compile_unit, condense, run_project_tests
+from pipeline.stages.task_analysis import TaskQuery
+from pipeline.textpos import byte_to_position
 
 C_SUFFIXES = (".c", ".h")
 
@@ -112,3 +116,181 @@ def _flags(task: Task) -> list[str] | None:
     """None lets the sandbox take the project's compile_commands.json; else the configured defaults."""
     return None if (Path(task.request.root) / "compile_commands.json").is_file() else task.config.validation.flags
 
+
+
+# ---- A5 / A4 / A12 integration, shared by the flows -------------------------------------------------------------
+def context_judge(task: Task) -> Judge | None:
+    """The model judge for scope (A11) and precision (A8) decisions, when one of their stages has a trained
+    adapter; without one the context package's deterministic fallback rules decide."""
+    from pipeline.stages import precision as a8
+    from pipeline.stages import scope as a11
+
+    stages = (*a8.CASCADE, *a11.TIER_STAGES.values())
+    if not any(task.config.adapter_for(s) for s in stages):
+        return None
+    by_stage = {**{s: a8.judge(task.llm) for s in a8.CASCADE}, **{s: a11.judge(task.llm) for s in a11.TIER_STAGES.values()}}
+    default = a11.judge(task.llm)
+
+    def judge(stage: str, prefix: str, questions: list[str]) -> list[tuple[bool, float]]:
+        return by_stage.get(stage, default)(stage, prefix, questions)
+
+    return judge
+
+
+def assemble_for(task: Task, target: Symbol, *, stage: str) -> ContextPack:
+    """Like `assemble_context`, with the task analysis' keywords and the model judge when one is configured."""
+    index = workspace_index(task)
+    query = task.data.get("query")
+    task_text = task.request.instruction
+    if query is not None:
+        task_text = " ".join([task_text, query.intent, *query.keywords]).strip()
+
+    def count(text: str) -> int:
+        return task.llm.count_tokens(stage, text)
+
+    return assemble(index, task.request.path, target.name, budget=task.config.context.budget_tokens,
+                    count_tokens=count, task_text=task_text, judge=context_judge(task))
+
+
+def analyze_task(task: Task, *, stubs: list[str]) -> TaskQuery:
+    """A5 when routing includes it (a free-text instruction makes it worth a call), else derived from the request."""
+    from pipeline.routing import decide_optional
+    from pipeline.stages import task_analysis as a5
+
+    instruction = task.request.instruction.strip()
+    decision = decide_optional(task.llm, task.config, {a5.STAGE: None if instruction else False},
+                               action=task.request.action, task=instruction,
+                               target=f"{relative(task, task.request.path)}:{task.request.symbol or '-'}")[a5.STAGE]
+    if decision.include:
+        files = sorted(workspace_index(task).files)
+        messages = a5.build_messages(context=file_outline(task), task=instruction, files=files)
+        query = a5.merge(task.llm.structured(a5.STAGE, messages, a5.TaskQuery), symbol=task.request.symbol)
+    else:
+        query = a5.derive(path=relative(task, task.request.path), symbol=task.request.symbol, stubs=stubs)
+    task.data["query"] = query
+    task.note = f"{decision.note()}; {a5.describe(query)}"
+    return query
+
+
+def file_outline(task: Task) -> str:
+    """The target file's declarations (signatures and docs, no bodies): a cheap context for whole-file stages."""
+    source = task.request.text.encode("utf-8", errors="surrogateescape")
+    index = parse_source(relative(task, task.request.path), source)
+    parts = []
+    for symbol in index.symbols:
+        if symbol.kind == FUNCTION:
+            parts.append(f"{symbol.doc}\n{symbol.signature};".strip())
+        elif symbol.kind != "enumerator":
+            parts.append(f"{symbol.doc}\n{symbol.text}".strip())
+    return "\n\n".join(parts) or task.request.text[:4000]
+
+
+def adjustment_round(task: Task, *, goal: str, change: str, kind: str, remaining: list[str] = []) -> None:
+    """One adjustment round after a failed attempt: count it, run A4 when routing includes it (a compile or test
+    failure; not a syntax slip the failure text already explains), fold its revision into `task.failure`, and note
+    the round on the transition log."""
+    from pipeline.engine import StructuredOutputError
+    from pipeline.routing import decide_optional
+    from pipeline.stages import adjustment as a4
+
+    task.rounds += 1
+    failure = condense(task.failure or "the previous attempt failed", a4.FAILURE_CHARS)
+    rule = None if kind in ("compile", "test") else False
+    decision = decide_optional(task.llm, task.config, {a4.STAGE: rule}, action=task.request.action, task=goal,
+                               target=task.result.symbol or relative(task, task.request.path))[a4.STAGE]
+    revision = None
+    note = f"round {task.rounds}: {kind} failure; {decision.note()}"
+    if decision.include:
+        pack = task.data.get("context")
+        messages = a4.build_messages(context=pack.rendered if pack is not None else file_outline(task), goal=goal,
+                                     failure=failure, change=change, remaining=remaining,
+                                     round_number=task.rounds)
+        try:
+            revision = task.llm.structured(a4.STAGE, messages, a4.Adjustment)
+            note += f"; focus: {revision.focus.strip()[:120]}"
+        except StructuredOutputError as exc:  # the retry still gets the raw failure
+            note += f"; A4 output unusable ({exc})"
+    task.failure = a4.as_feedback(failure, revision)
+    task.note = note
+
+
+class FunctionShape(msgspec.Struct, frozen=True):
+    params: list[str]  # parameter names in order ([] for `(void)` or `()`)
+    returns_void: bool
+    declaration: str  # `int add(int a, int b)`: the prototype text without `;`
+    is_static: bool
+
+
+def function_shape(source: bytes, symbol: Symbol) -> FunctionShape:
+    """Parameter names, return type and prototype of a function definition, from its tree-sitter node."""
+    from pipeline.context.cparse import parser
+
+    tree = parser().parse(source)
+    node = tree.root_node.descendant_for_byte_range(symbol.start_byte, symbol.body_start_byte)
+    while node is not None and node.type != "function_definition":
+        node = node.parent
+    if node is None:
+        raise ActionFailed(f"{symbol.name}: cannot find its definition in the parsed file")
+    declarator = node.child_by_field_name("declarator")
+    pointer_return = False
+    while declarator is not None and declarator.type != "function_declarator":
+        pointer_return = pointer_return or declarator.type == "pointer_declarator"
+        declarator = declarator.child_by_field_name("declarator")
+    params: list[str] = []
+    plist = declarator.child_by_field_name("parameters") if declarator is not None else None
+    for param in (plist.named_children if plist is not None else []):
+        if param.type != "parameter_declaration":
+            continue
+        inner = param.child_by_field_name("declarator")
+        while inner is not None and inner.type != "identifier":
+            inner = inner.child_by_field_name("declarator")
+        if inner is not None:
+            params.append(source[inner.start_byte:inner.end_byte].decode("utf-8", errors="replace"))
+    type_node = node.child_by_field_name("type")
+    type_text = source[type_node.start_byte:type_node.end_byte].decode() if type_node is not None else "int"
+    head = source[node.start_byte:symbol.body_start_byte].decode("utf-8", errors="replace")
+    storage = [c for c in node.children if c.type == "storage_class_specifier"]
+    return FunctionShape(params=params, returns_void=type_text.strip() == "void" and not pointer_return,
+                         declaration=" ".join(head.split()),
+                         is_static=any(source[c.start_byte:c.end_byte] == b"static" for c in storage))
+
+
+def line_start(source: bytes, offset: int) -> int:
+    return source.rfind(b"\n", 0, offset) + 1
+
+
+def edit_between(source: bytes, start: int, end: int, new_text: str) -> TextEditOut:
+    """The LSP edit replacing source[start:end] (byte offsets) by `new_text`."""
+    a = byte_to_position(source, start)
+    b = byte_to_position(source, end)
+    return TextEditOut(start_line=a[0], start_char=a[1], end_line=b[0], end_char=b[1], new_text=new_text)
+
+
+def retry_or_give_up(task: Task, reason: str, *, kind: str, retry: State) -> State:
+    """Another round (through ADJUST) while `validation.max_rounds` allows, else a clean failure with the reason.
+    `retry` is stored so the flow's ADJUST step knows where to go back to."""
+    task.data["failure_kind"] = kind
+    task.data["retry_state"] = retry
+    if task.rounds < task.config.validation.max_rounds:
+        task.note = f"attempt {task.rounds + 1} failed: {reason}"[:500]
+        return State.ADJUST
+    what = task.result.symbol or relative(task, task.request.path)
+    raise ActionFailed(f"{what}: {reason} (gave up after {task.rounds + 1} attempts)")
+
+
+def diff_edits(old: bytes, new: bytes) -> list[TextEditOut]:
+    """Line-level LSP edits turning `old` into `new` (so an insertion stays an insertion in the editor)."""
+    import difflib
+
+    a = old.splitlines(keepends=True)
+    b = new.splitlines(keepends=True)
+    offsets = [0]
+    for line in a:
+        offsets.append(offsets[-1] + len(line))
+    edits: list[TextEditOut] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        text = b"".join(b[j1:j2]).decode("utf-8", errors="surrogateescape")
+        edits.append(edit_between(old, offsets[i1], offsets[i2], text))
+    return edits

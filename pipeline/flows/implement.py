@@ -4,8 +4,8 @@ sandbox → on failure retry with the condensed failure in the prompt, a bounded
 from __future__ import annotations
 
 from pipeline.actions import TextEditOut, Verdict
-from pipeline.flows.common import (assemble_context, locate_function, parse_errors_in, require_c_file,
-                                   validate_change)
+from pipeline.flows.common import (adjustment_round, analyze_task, assemble_for, locate_function,
+                                   parse_errors_in, require_c_file, validate_change)
 from pipeline.orchestrator import ActionFailed, Flow, State, Task
 from pipeline.stages import implement as a6
 from pipeline.textpos import byte_to_position
@@ -20,7 +20,8 @@ def locate(task: Task) -> State:
 
 
 def context(task: Task) -> State:
-    task.data["context"] = assemble_context(task, task.data["target"], stage=a6.STAGE)
+    analyze_task(task, stubs=[task.data["target"].name])
+    task.data["context"] = assemble_for(task, task.data["target"], stage=a6.STAGE)
     return State.IMPLEMENT
 
 
@@ -32,16 +33,17 @@ def implement(task: Task) -> State:
                                  name=target.name, failure=task.failure)
     gen = task.llm.generate(a6.STAGE, messages, stop=["\n}", "```"])
     body, complete = a6.extract_body(gen.text, stopped=gen.stats.finish_reason == "stop")
+    task.data["attempt"] = body
     if not complete:
         task.failure = "The body was cut off before its closing brace: write a shorter body."
-        return _retry_or_fail(task, "the generated body was incomplete (token budget exhausted)")
+        return _retry_or_fail(task, "the generated body was incomplete (token budget exhausted)", kind="incomplete")
     replacement = "{\n" + body.rstrip("\n") + "\n}"
     new_source = source[:target.body_start_byte] + replacement.encode() + source[target.body_end_byte:]
     errors = parse_errors_in(task.request.path, new_source, target.start_byte,
                              target.body_start_byte + len(replacement.encode()))
     if errors:
         task.failure = f"The function does not parse as C (syntax error on line {errors[0] + 1})."
-        return _retry_or_fail(task, task.failure)
+        return _retry_or_fail(task, task.failure, kind="syntax")
     task.data["replacement"] = replacement
     task.data["new_source"] = new_source
     return State.VALIDATE
@@ -53,18 +55,22 @@ def validate(task: Task) -> State:
     task.result.verdict = verdict
     if failure is not None:
         task.failure = failure
-        return _retry_or_fail(task, verdict.message)
+        return _retry_or_fail(task, verdict.message, kind="compile" if verdict.compiled is False else "test")
     _emit_edit(task)
     return State.DONE
 
 
 def adjust(task: Task) -> State:
-    task.rounds += 1
+    target = task.data["target"]
+    adjustment_round(task, goal=f"implement `{target.name}` to meet its doc comment",
+                     change=task.data.get("attempt", ""), kind=task.data.get("failure_kind", "compile"))
     return State.IMPLEMENT
 
 
-def _retry_or_fail(task: Task, reason: str) -> State:
+def _retry_or_fail(task: Task, reason: str, *, kind: str = "compile") -> State:
+    task.data["failure_kind"] = kind
     if task.rounds < task.config.validation.max_rounds:
+        task.note = f"attempt {task.rounds + 1} failed: {reason}"[:500]
         return State.ADJUST
     raise ActionFailed(f"{task.data['target'].name}: {reason} (after {task.rounds + 1} attempts)")
 

@@ -1,0 +1,105 @@
+"""Pipeline fixtures: a config pointing every role at the tiny generated model, a real engine, a real call log,
+and small C workspaces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.synthetic import write_lora_for, write_tiny_model
+
+from pipeline.actions import ActionRequest, ActionResult
+from pipeline.calllog import CallLog
+from pipeline.engine import CancelToken, LocalEngine
+from pipeline.orchestrator import run_action
+
+from pipeline_support import Runner, tiny_config
+
+@pytest.fixture(scope="session")
+def long_tiny_model(gguf_dir: Path) -> Path:
+    """The tiny model (same generator and seed as `tiny_model_path`) with a context long enough for a stage prompt
+    with its assembled context plus a grammar-bounded answer."""
+    return write_tiny_model(gguf_dir / "tiny-8k.gguf", seed=0, n_ctx=8192)
+
+
+@pytest.fixture(scope="session")
+def long_tiny_adapter(gguf_dir: Path, long_tiny_model: Path) -> Path:
+    return write_lora_for(long_tiny_model, gguf_dir / "tiny-8k-lora.gguf", rank=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    eng = LocalEngine()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[CallLog]:
+    calllog = CallLog(tmp_path / "calls.db")
+    yield calllog
+    calllog.close()
+
+
+POINT_H = """#ifndef POINT_H
+#define POINT_H
+
+typedef struct point { int x; int y; } Point;
+
+int point_x(const Point *p);
+#endif /* POINT_H */
+"""
+
+POINT_C = """#include "point.h"
+
+int point_x(const Point *p)
+{
+    return p->x;
+}
+
+int point_y(const Point *p)
+{
+    return p->y;
+}
+
+/** Manhattan distance between two points. */
+int point_distance(const Point *a, const Point *b)
+{
+    int dx = a->x - b->x;
+    int dy = a->y - b->y;
+    return (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
+}
+
+/** Adds two numbers. */
+int add(int a, int b)
+{
+    return 0;
+}
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "point.h").write_text(POINT_H)
+    (root / "point.c").write_text(POINT_C)
+    return root
+
+
+@pytest.fixture
+def run(engine: LocalEngine, log: CallLog, long_tiny_model: Path) -> Runner:
+    def runner(root: Path, action: str, file: str, symbol: str | None = None, *, instruction: str = "",
+               max_rounds: int = 1, extra: dict[str, Any] | None = None, cancel: CancelToken | None = None,
+               progress: Callable[[str, int], None] | None = None) -> ActionResult:
+        path = root / file
+        request = ActionRequest(action=action, path=str(path), text=path.read_text(), root=str(root), symbol=symbol,
+                                instruction=instruction)
+        config = tiny_config(root, long_tiny_model, max_rounds=max_rounds, extra=extra)
+        return run_action(request, config=config, engine=engine, log=log, cancel=cancel, progress=progress)
+
+    return runner
+
