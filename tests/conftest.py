@@ -1,0 +1,53 @@
+"""Shared pytest fixtures: tiny generated GGUF models/adapters and the optional real default model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from adapters.synthetic import write_lora_for, write_lora_for_other_base, write_tiny_model
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(gguf_dir: Path) -> Path:
+    """A random-weight llama-architecture model (D=64, 2 blocks) with a ChatML template."""
+    return write_tiny_model(gguf_dir / "tiny.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_path(gguf_dir: Path, tiny_model_path: Path) -> Path:
+    """Rank-4 LoRA on attn_q/attn_v of the tiny model."""
+    return write_lora_for(tiny_model_path, gguf_dir / "tiny-lora-a.gguf", rank=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter2_path(gguf_dir: Path, tiny_model_path: Path) -> Path:
+    """A second, different LoRA for the tiny model (other seed, other projections)."""
+    return write_lora_for(
+        tiny_model_path, gguf_dir / "tiny-lora-b.gguf", rank=8, seed=2, targets=("attn_k", "attn_output", "ffn_up")
+    )
+
+
+@pytest.fixture(scope="session")
+def wrong_base_adapter_path(gguf_dir: Path) -> Path:
+    """A LoRA built for a tiny model of another width (D=32): it does not fit `tiny_model_path`."""
+    return write_lora_for_other_base(gguf_dir / "wrong-base-lora.gguf")
+
+
+@pytest.fixture(scope="session")
+def real_model_0_5b() -> Path:
+    """The real default 0.5B model, from CRA_TEST_MODEL_0_5B; skips the test when it is not available."""
+    value = os.environ.get("CRA_TEST_MODEL_0_5B")
+    if not value:
+        pytest.skip("CRA_TEST_MODEL_0_5B is not set: the real 0.5B model is not available")
+    path = Path(value)
+    if not path.is_file():
+        pytest.skip(f"CRA_TEST_MODEL_0_5B points to a missing file: {path}")
+    return path
