@@ -147,8 +147,14 @@ DEFAULTS: dict[str, Any] = {
     },
     "stages": {
         "implement": {"max_tokens": 512, "stop": ["\n}\n"]},
-        "documentation": {"max_tokens": 256},
-        "test_generation": {"max_tokens": 768},
+        # Structured stages: the grammar bounds every string, and these budgets fit the longest valid output.
+        "meta_plan": {"max_tokens": 1024},
+        "part_plan": {"max_tokens": 1024},
+        "scaffold": {"max_tokens": 1024},
+        "adjustment": {"max_tokens": 768},
+        "task_analysis": {"max_tokens": 512},
+        "documentation": {"max_tokens": 512},
+        "test_generation": {"max_tokens": 1024},
     },
 }
 

@@ -14,7 +14,10 @@ import msgspec
 
 from pipeline.actions import ACTIONS, ActionRequest, ActionResult, Verdict
 from pipeline.calllog import CallLog, new_task_id
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
+from pipeline.context import ContextError
+from pipeline.models.registry import ModelError
+from pipeline.sandbox import SandboxError
 from pipeline.engine import Cancelled, CancelToken, EngineError, Timeout
 from pipeline.llm import StageLLM
 from pipeline.router import ModelRouter
@@ -130,7 +133,7 @@ def run_action(request: ActionRequest, *, config: Config, engine: Any, log: Call
         status = "timeout"
         task.result.error = f"timed out: {exc}"
         _transition(task, state, State.FAILED, "timeout")
-    except (ActionFailed, EngineError) as exc:
+    except (ActionFailed, EngineError, ModelError, ConfigError, SandboxError, ContextError) as exc:
         task.result.error = str(exc)
         _transition(task, state, State.FAILED, str(exc))
     except Exception as exc:  # a bug must not kill the server; the log keeps the reason

@@ -56,6 +56,48 @@ def _merge_nested(decisions: list[PrecisionDecision]) -> list[PrecisionDecision]
     return merged
 
 
+def _signature_parts(symbol: Symbol) -> tuple[str, list[str]]:
+    """(return type, parameter types) as normalised text, from `ret name(type a, type b)`."""
+    head, _, params = symbol.signature.partition("(")
+    ret = " ".join(head.replace(symbol.name, " ").split())
+    types = []
+    for param in params.rsplit(")", 1)[0].split(","):
+        words = param.replace("*", " * ").split()
+        if len(words) > 1 and words[-1] != "*":
+            words = words[:-1]  # drop the parameter's name
+        types.append(" ".join(words))
+    return ret, types
+
+
+def _doc_words(index: WorkspaceIndex, symbol: Symbol) -> set[str]:
+    docs = [symbol.doc] + [d.doc for d in index.definitions(symbol.name) if d.doc]
+    return {w.lower() for w in " ".join(docs).replace("@", " ").split() if len(w) > 2 and w.isalpha()}
+
+
+def _exemplars(index: WorkspaceIndex, target: Symbol, limit: int, taken: set[tuple[str, int]]) -> list[PackEntry]:
+    """Finished functions of the target's file most like it: same return and parameter types, similar contract."""
+    entry = index.files.get(target.file)
+    if limit <= 0 or entry is None:
+        return []
+    ret, params = _signature_parts(target)
+    words = _doc_words(index, target)
+
+    def score(s: Symbol) -> float:
+        s_ret, s_params = _signature_parts(s)
+        shared = sum(min(params.count(t), s_params.count(t)) for t in set(params))
+        other = _doc_words(index, s)
+        similarity = len(words & other) / max(1, len(words | other))
+        return 2.0 * (s_ret == ret) + shared + 3.0 * similarity
+
+    found = [s for s in entry.symbols
+             if s.kind == k.FUNCTION and not s.is_stub and s.name != target.name and s.key not in taken
+             and s.end_line - s.start_line <= 40]
+    scored = sorted(((score(s), s) for s in found), key=lambda p: (-p[0], p[1].end_byte - p[1].start_byte))
+    return [PackEntry(symbol=s, tier="seed", precision=PRIMARY, priority=(1, 0, -50.0, 0, s.file, s.start_byte),
+                      text=render(s, PRIMARY), bucket=1, evidence=50.0)
+            for value, s in scored[:limit] if value >= 1.0]
+
+
 def assemble(
     index: WorkspaceIndex,
     path: str,
@@ -66,7 +108,12 @@ def assemble(
     judge: Judge | None = None,
     task_text: str = "",
     use_git: bool = True,
+    include_target: bool = True,
+    exemplars: int = 0,
 ) -> ContextPack:
+    """`include_target=False` leaves the target (and its header prototype) out: a stage that shows the target
+    itself, like implement, should not pay for it twice. `exemplars` adds up to N finished functions of the target's
+    file that take the same types: the house style and invariants a new body must follow."""
     started = time.perf_counter()
     if budget <= 0:
         raise ContextError(f"token budget must be positive, got {budget}")
@@ -98,6 +145,9 @@ def assemble(
                 evidence=-decision.priority[2],
             )
         )
+    entries += _exemplars(index, target, exemplars, {e.symbol.key for e in entries if e.precision == PRIMARY})
+    if not include_target:
+        entries = [e for e in entries if e.symbol.name != target.name or e.symbol.kind in k.TYPE_KINDS]
     target_entry = next((e for e in entries if e.required), None)
     if target_entry is not None and counter(target_entry.text) > budget:
         # A target larger than the whole budget is shown by its declaration rather than failing outright.

@@ -29,8 +29,9 @@ _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
 def _without_comments(text: str) -> str:
-    """Type definitions at type_context carry no commentary: the member list is what the model needs. Lines that
-    held only a comment disappear; runs of blank lines shrink to one."""
+    """Type definitions at type_context drop comment-only lines (commentary about the type) but keep a member's
+    trailing comment: `size_t tail; /**< index of the oldest byte */` is the member's contract, often its only one.
+    Runs of blank lines shrink to one."""
     if "/" not in text or '"' in text or "'" in text:  # quotes could hide comment markers: keep the text as is
         return text
     kept: list[str] = []
@@ -40,8 +41,14 @@ def _without_comments(text: str) -> str:
             continue  # a comment-only line
         if not line and kept and not kept[-1]:
             continue
-        kept.append(line)
+        kept.append(original.rstrip() if line and _COMMENT.search(original) and original.strip() != line.strip()
+                    and _balanced(original) else line)
     return "\n".join(kept)
+
+
+def _balanced(line: str) -> bool:
+    """A line whose comments open and close on it (a trailing member comment), not part of a block comment."""
+    return line.count("/*") == line.count("*/")
 
 
 def _same_lines(match: re.Match[str]) -> str:

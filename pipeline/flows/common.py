@@ -10,7 +10,7 @@ from pipeline.actions import TextEditOut, Verdict
 from pipeline.context import ContextPack, Judge, WorkspaceIndex, assemble, parse_source
 from pipeline.context.symbols import FUNCTION, Symbol
 from pipeline.orchestrator import ActionFailed, State, Task
-from pipeline.sandbox import Limits, compile_unit, condense, run_project_tests
+from pipeline.sandbox import Limits, compile_unit, condense, flags_for, run_project_tests
 from pipeline.stages.task_analysis import TaskQuery
 from pipeline.textpos import byte_to_position
 
@@ -63,16 +63,6 @@ def workspace_index(task: Task) -> WorkspaceIndex:
     return task.index
 
 
-def assemble_context(task: Task, target: Symbol, *, stage: str) -> ContextPack:
-    index = workspace_index(task)
-
-    def count(text: str) -> int:
-        return task.llm.count_tokens(stage, text)
-
-    return assemble(index, task.request.path, target.name, budget=task.config.context.budget_tokens,
-                    count_tokens=count, task_text=task.request.instruction)
-
-
 def parse_errors_in(path: str, data: bytes, start_byte: int, end_byte: int) -> list[int]:
     """0-based lines with syntax errors between two byte offsets of `data`."""
     first = data.count(b"\n", 0, start_byte)
@@ -95,7 +85,8 @@ def validate_change(task: Task, changed: dict[str, str]) -> tuple[Verdict, str |
     for path, text in changed.items():
         if not path.endswith(".c"):
             continue
-        compiled = compile_unit(root, path, text, compiler=cfg.compiler, flags=_flags(task), limits=limits)
+        flags = flags_for(root, path, cfg.flags).flags  # compile_commands.json wins; else config flags + include dirs
+        compiled = compile_unit(root, path, text, compiler=cfg.compiler, flags=flags, limits=limits)
         if not compiled.ok:
             errors = [d for d in compiled.diagnostics if d.severity == "error"] or compiled.diagnostics
             summary = "; ".join(f"line {d.line}: {d.message}" for d in errors[:3]) or condense(compiled.stderr, 400)
@@ -110,11 +101,6 @@ def validate_change(task: Task, changed: dict[str, str]) -> tuple[Verdict, str |
                         message=f"compiled; tests failed ({tests.framework}): {condense(tests.output, 300)}"),
                 condense(tests.output, 1200))
     return Verdict(compiled=True, tests_passed=True, message=f"compiled; tests passed ({tests.framework})"), None
-
-
-def _flags(task: Task) -> list[str] | None:
-    """None lets the sandbox take the project's compile_commands.json; else the configured defaults."""
-    return None if (Path(task.request.root) / "compile_commands.json").is_file() else task.config.validation.flags
 
 
 
@@ -137,8 +123,10 @@ def context_judge(task: Task) -> Judge | None:
     return judge
 
 
-def assemble_for(task: Task, target: Symbol, *, stage: str) -> ContextPack:
-    """Like `assemble_context`, with the task analysis' keywords and the model judge when one is configured."""
+def assemble_for(task: Task, target: Symbol, *, stage: str, include_target: bool = True,
+                 exemplars: int = 0) -> ContextPack:
+    """The target's context within the configured budget, steered by the task analysis' keywords, with the model
+    judge when one is configured (see `pipeline.context.assemble` for the two options)."""
     index = workspace_index(task)
     query = task.data.get("query")
     task_text = task.request.instruction
@@ -149,7 +137,8 @@ def assemble_for(task: Task, target: Symbol, *, stage: str) -> ContextPack:
         return task.llm.count_tokens(stage, text)
 
     return assemble(index, task.request.path, target.name, budget=task.config.context.budget_tokens,
-                    count_tokens=count, task_text=task_text, judge=context_judge(task))
+                    count_tokens=count, task_text=task_text, judge=context_judge(task),
+                    include_target=include_target, exemplars=exemplars)
 
 
 def analyze_task(task: Task, *, stubs: list[str]) -> TaskQuery:

@@ -21,7 +21,9 @@ def locate(task: Task) -> State:
 
 def context(task: Task) -> State:
     analyze_task(task, stubs=[task.data["target"].name])
-    task.data["context"] = assemble_for(task, task.data["target"], stage=a6.STAGE)
+    # The prompt pre-fills the target's signature and doc: the context need not repeat them.
+    task.data["context"] = assemble_for(task, task.data["target"], stage=a6.STAGE, include_target=False,
+                                        exemplars=2)
     return State.IMPLEMENT
 
 

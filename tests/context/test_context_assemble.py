@@ -182,10 +182,10 @@ def test_empty_body_gets_what_neighbouring_functions_use(tmp_path: Path) -> None
     assert "unused_helper" in roomy  # with room to spare the rest of the seed file comes along
 
 
-def test_type_context_drops_comments_but_keeps_members() -> None:
+def test_type_context_drops_comment_lines_but_keeps_members_and_their_trailing_docs() -> None:
     from pipeline.context import parse_source
 
     source = b"/** Doc. */\nstruct cfg {\n    int level; // verbosity\n\n    /* name of the\n       output */\n    const char *out;\n};\n"
     struct = next(s for s in parse_source("c.h", source).symbols if s.name == "cfg")
-    assert render(struct, TYPE_CONTEXT) == "struct cfg {\n    int level;\n\n    const char *out;\n};"
+    assert render(struct, TYPE_CONTEXT) == "struct cfg {\n    int level; // verbosity\n\n    const char *out;\n};"
     assert render(struct, SUPPORTING) == "/** Doc. */\n" + struct.text + ";"
