@@ -13,7 +13,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from pipeline.engine.ggufcheck import read_gguf
+from pipeline.models.gguf_info import read_gguf_info as read_gguf
 
 CONTROL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
@@ -167,7 +167,7 @@ def write_lora_for(
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
     path = Path(path)
-    # The engine's header reader: fast on real models (gguf.GGUFReader parses the whole vocabulary).
+    # The project's header reader: fast on real models (gguf.GGUFReader parses the whole vocabulary).
     base = read_gguf(base_path)
     arch = base.architecture
     shapes = base.tensor_shapes  # ggml order: ne[0] = input dim, ne[1] = output dim

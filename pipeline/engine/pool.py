@@ -79,7 +79,7 @@ def estimate_model_bytes(model: ModelSpec) -> int:
     try:
         info = read_gguf_info(path)
     except GGUFError as exc:
-        raise ModelLoadError(path, str(exc)) from exc
+        raise ModelLoadError(path, str(exc).removeprefix(f"{path}: ")) from exc
     return info.file_size + kv_cache_bytes(info.metadata, info.architecture, model.n_ctx)
 
 

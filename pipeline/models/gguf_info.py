@@ -1,188 +1,225 @@
-"""Read a GGUF file's header without loading it: kind (model or LoRA adapter), architecture, shapes, integrity.
-
-llama.cpp may abort the whole process on a malformed file, so every file is checked here first and a bad one
-becomes a `GGUFError` that names the file and what is wrong with it.
-"""
+"""Read a GGUF file's header without loading it: kind (model or LoRA adapter), architecture, tensor shapes,
+integrity. llama.cpp may abort the whole process on a malformed file, so every file is checked here first and a
+bad one becomes a `GGUFError` naming the file and the defect. One parser for the project: the engine, the model
+registry and `cra config check` all use it."""
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO
 
+import gguf
 import msgspec
-
-GGUF_MAGIC = b"GGUF"
-_SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-                            10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
-# Arrays longer than this (vocabularies) are skipped, not kept: only their length is recorded.
-_KEEP_ARRAY_MAX = 64
 
 
 class GGUFError(Exception):
     """The file is missing, unreadable, not a GGUF, truncated, or of the wrong kind."""
 
 
-class TensorInfo(msgspec.Struct, frozen=True):
-    name: str
-    shape: tuple[int, ...]  # GGUF order: ne0 (the row length) first
-    ggml_type: int
-    offset: int
-
-
-class GGUFInfo(msgspec.Struct):
+class GGUFInfo(msgspec.Struct, frozen=True):
     path: str
     file_size: int
-    version: int
-    kind: str  # "model" | "adapter"
+    kind: str  # general.type: "model" (or absent) / "adapter"
     architecture: str
-    metadata: dict[str, Any]
-    tensors: list[TensorInfo]
+    metadata: dict[str, str | int]  # general.* strings and every integer key (sizes)
+    tensor_shapes: dict[str, tuple[int, ...]]  # ggml order: ne[0] is the input dimension
 
     @property
     def n_embd(self) -> int | None:
         value = self.metadata.get(f"{self.architecture}.embedding_length")
         return int(value) if value is not None else None
 
-    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {t.name: t.shape for t in self.tensors}
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+_INTEGERS = {4: "<I", 5: "<i", 10: "<Q", 11: "<q"}
+_MAX_COUNT = 1 << 32  # more tensors/keys/array items than this means a garbled header
+_WANTED_STRINGS = frozenset({"general.architecture", "general.type", "general.name"})
 
 
-def read_gguf_info(path: str | Path) -> GGUFInfo:
-    p = Path(path)
-    if not p.exists():
-        raise GGUFError(f"{p}: file not found")
-    if not p.is_file():
-        raise GGUFError(f"{p}: not a regular file")
-    size = p.stat().st_size
+class _Corrupt(Exception):
+    pass
+
+
+class _HeaderReader:
+    """Bounds-checked sequential reader over a memory-mapped GGUF header.
+
+    Hand-rolled because gguf.GGUFReader materializes every metadata item (a 150k-token vocabulary takes many
+    seconds); this skips arrays and keeps only what the checks need.
+    """
+
+    def __init__(self, buf: mmap.mmap) -> None:
+        self.buf = buf
+        self.off = 0
+
+    def take(self, n: int) -> int:
+        start = self.off
+        if start + n > len(self.buf):
+            raise _Corrupt(f"the header runs past the end of the file (at byte {start})")
+        self.off += n
+        return start
+
+    def u32(self) -> int:
+        return struct.unpack_from("<I", self.buf, self.take(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack_from("<Q", self.buf, self.take(8))[0]
+
+    def count(self, what: str) -> int:
+        n = self.u64()
+        if n > _MAX_COUNT:
+            raise _Corrupt(f"implausible {what} count {n}")
+        return n
+
+    def string(self) -> str:
+        n = self.u64()
+        start = self.take(n)
+        return bytes(self.buf[start : start + n]).decode("utf-8", errors="replace")
+
+    def skip_value(self, vtype: int) -> None:
+        if vtype in _SCALAR_SIZES:
+            self.take(_SCALAR_SIZES[vtype])
+        elif vtype == _STRING:
+            self.take(self.u64())
+        elif vtype == _ARRAY:
+            etype = self.u32()
+            n = self.count("array item")
+            if etype in _SCALAR_SIZES:
+                self.take(_SCALAR_SIZES[etype] * n)
+            elif etype == _STRING:
+                buf, off, end = self.buf, self.off, len(self.buf)
+                for _ in range(n):  # hot loop over vocabularies: no method calls
+                    if off + 8 > end:
+                        raise _Corrupt("a string array runs past the end of the file")
+                    off += 8 + int.from_bytes(buf[off : off + 8], "little")
+                if off > end:
+                    raise _Corrupt("a string array runs past the end of the file")
+                self.off = off
+            else:
+                for _ in range(n):
+                    self.skip_value(etype)
+        else:
+            raise _Corrupt(f"unknown metadata value type {vtype}")
+
+
+def _tensor_nbytes(name: str, dims: tuple[int, ...], ttype: int) -> int:
     try:
-        with p.open("rb") as f:
-            return _parse(f, str(p), size)
-    except OSError as exc:
-        raise GGUFError(f"{p}: cannot read: {exc.strerror}") from None
-    except (struct.error, EOFError):
-        raise GGUFError(f"{p}: truncated GGUF header (file is {size} bytes)") from None
-    except (UnicodeDecodeError, ValueError, MemoryError) as exc:
-        raise GGUFError(f"{p}: corrupt GGUF header ({exc.__class__.__name__})") from None
+        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ttype)]
+    except (ValueError, KeyError):
+        raise _Corrupt(f"tensor {name} has unknown type {ttype}") from None
+    n_elements = 1
+    for d in dims:
+        n_elements *= d
+    return n_elements // block * type_size
 
 
-def _read(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise EOFError
-    return data
-
-
-def _unpack(f: BinaryIO, fmt: str) -> Any:
-    return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
-
-
-def _string(f: BinaryIO, limit: int) -> str:
-    n = _unpack(f, "<Q")
-    if n > limit:
-        raise ValueError("string length beyond end of file")
-    return _read(f, n).decode("utf-8")
-
-
-def _value(f: BinaryIO, vtype: int, limit: int) -> Any:
-    if vtype in _SCALARS:
-        return _unpack(f, _SCALARS[vtype])
-    if vtype == _STRING:
-        return _string(f, limit)
-    if vtype == _ARRAY:
-        itype = _unpack(f, "<I")
-        count = _unpack(f, "<Q")
-        if count > limit:
-            raise ValueError("array length beyond end of file")
-        if itype in _SCALARS and itype != 7:
-            fmt = _SCALARS[itype]
-            raw = _read(f, struct.calcsize(fmt) * count)
-            return list(struct.unpack(f"<{count}{fmt[1]}", raw)) if count <= _KEEP_ARRAY_MAX else ("array", count)
-        items = [_value(f, itype, limit) for _ in range(count)]
-        return items if count <= _KEEP_ARRAY_MAX else ("array", count)
-    raise ValueError(f"unknown value type {vtype}")
-
-
-def _parse(f: BinaryIO, path: str, size: int) -> GGUFInfo:
-    magic = f.read(4)
-    if magic != GGUF_MAGIC:
-        raise GGUFError(f"{path}: not a GGUF file (magic {magic!r}, expected b'GGUF')")
-    version = _unpack(f, "<I")
-    if version not in (2, 3):
-        raise GGUFError(f"{path}: unsupported GGUF version {version}")
-    n_tensors = _unpack(f, "<Q")
-    n_kv = _unpack(f, "<Q")
-    if n_tensors > size or n_kv > size:
-        raise GGUFError(f"{path}: corrupt GGUF header (counts exceed the file size)")
-    metadata: dict[str, Any] = {}
+def _parse(buf: mmap.mmap) -> tuple[dict[str, str | int], dict[str, tuple[int, ...]]]:
+    """Metadata strings we need and tensor shapes; raises _Corrupt (bad header) or ValueError (truncated data)."""
+    r = _HeaderReader(buf)
+    r.take(8)  # magic + version, checked by the caller
+    n_tensors = r.count("tensor")
+    n_kv = r.count("metadata key")
+    strings: dict[str, str | int] = {}
+    alignment = 32
     for _ in range(n_kv):
-        key = _string(f, size)
-        metadata[key] = _value(f, _unpack(f, "<I"), size)
-    tensors: list[TensorInfo] = []
+        key = r.string()
+        vtype = r.u32()
+        if vtype == _STRING and key in _WANTED_STRINGS:
+            strings[key] = r.string()
+        elif key == "general.alignment" and vtype == _UINT32:
+            alignment = r.u32()
+            if alignment == 0 or alignment & (alignment - 1):
+                raise _Corrupt(f"general.alignment {alignment} is not a power of two")
+        elif vtype in _INTEGERS:  # sizes (embedding, blocks, heads, context): small, and the pool needs them
+            strings[key] = struct.unpack_from(_INTEGERS[vtype], r.buf, r.take(_SCALAR_SIZES[vtype]))[0]
+        else:
+            r.skip_value(vtype)
+    infos = []
     for _ in range(n_tensors):
-        name = _string(f, size)
-        n_dims = _unpack(f, "<I")
-        if n_dims > 8:
-            raise ValueError("too many tensor dimensions")
-        shape = tuple(_unpack(f, "<Q") for _ in range(n_dims))
-        tensors.append(TensorInfo(name=name, shape=shape, ggml_type=_unpack(f, "<I"), offset=_unpack(f, "<Q")))
-    alignment = int(metadata.get("general.alignment", 32))
-    data_start = -(-f.tell() // alignment) * alignment
-    _check_complete(path, size, data_start, tensors)
-    kind = "adapter" if metadata.get("general.type") == "adapter" else "model"
-    architecture = str(metadata.get("general.architecture", ""))
-    if not architecture:
-        raise GGUFError(f"{path}: GGUF has no general.architecture")
-    return GGUFInfo(path=path, file_size=size, version=version, kind=kind, architecture=architecture,
-                    metadata=metadata, tensors=tensors)
+        name = r.string()
+        n_dims = r.u32()
+        if not 1 <= n_dims <= 4:
+            raise _Corrupt(f"tensor {name} has {n_dims} dimensions")
+        dims = tuple(r.u64() for _ in range(n_dims))
+        infos.append((name, dims, r.u32(), r.u64()))
+    data_start = (r.off + alignment - 1) // alignment * alignment
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, dims, ttype, offset in infos:
+        end = data_start + offset + _tensor_nbytes(name, dims, ttype)
+        if end > len(buf):
+            raise ValueError(f"truncated file: tensor {name} ends at byte {end} but the file has {len(buf)} bytes")
+        shapes[name] = dims
+    return strings, shapes
 
 
-def _check_complete(path: str, size: int, data_start: int, tensors: list[TensorInfo]) -> None:
-    """A truncated download or a bad concatenation leaves tensor data past the end of the file."""
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    end = data_start
-    for t in tensors:
-        try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(t.ggml_type)]
-        except (ValueError, KeyError):
-            raise GGUFError(f"{path}: tensor {t.name} has unknown type {t.ggml_type}") from None
-        n = 1
-        for d in t.shape:
-            n *= d
-        end = max(end, data_start + t.offset + n * type_size // block)
-    if end > size:
-        raise GGUFError(f"{path}: truncated: tensor data needs {end} bytes, the file has {size}")
+def read_gguf_info(path: str | Path, *, what: str = "model") -> GGUFInfo:
+    """Validate the header, metadata and tensor extents of a GGUF file."""
+    path = Path(path)
+    if not path.exists():
+        raise GGUFError(f"{path}: the {what} file does not exist")
+    if not path.is_file():
+        raise GGUFError(f"{path}: the {what} path is not a regular file")
+    size = os.path.getsize(path)
+    if size < 24:
+        raise GGUFError(f"{path}: the file is only {size} bytes: too small to be a GGUF {what} (truncated?)")
+    try:
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            head = bytes(buf[:8])
+            if head[:4] != GGUF_MAGIC:
+                raise GGUFError(f"{path}: not a GGUF file (magic bytes {head[:4]!r}, expected {GGUF_MAGIC!r})")
+            version = int.from_bytes(head[4:8], "little")
+            if version not in SUPPORTED_VERSIONS:
+                raise GGUFError(f"{path}: unsupported GGUF version {version} (supported: {SUPPORTED_VERSIONS})")
+            strings, shapes = _parse(buf)
+    except _Corrupt as exc:
+        raise GGUFError(f"{path}: corrupt or truncated GGUF header: {exc}") from None
+    except ValueError as exc:
+        raise GGUFError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise GGUFError(f"{path}: cannot read the file: {exc}") from None
+    if not shapes:
+        raise GGUFError(f"{path}: the GGUF file contains no tensors")
+    architecture = strings.get("general.architecture")
+    if not isinstance(architecture, str):
+        raise GGUFError(f"{path}: the GGUF metadata has no general.architecture")
+    kind = "adapter" if strings.get("general.type") == "adapter" else "model"
+    return GGUFInfo(path=str(path), file_size=size, kind=kind, architecture=architecture, metadata=strings,
+                    tensor_shapes=shapes)
 
 
 def require_kind(info: GGUFInfo, kind: str) -> GGUFInfo:
     if info.kind != kind:
-        article = "an adapter" if kind == "adapter" else "a model"
-        raise GGUFError(f"{info.path}: expected {article} GGUF, found a {info.kind} GGUF")
+        expected = "a LoRA adapter" if kind == "adapter" else "a base model"
+        found = "a LoRA adapter" if info.kind == "adapter" else "a base model"
+        raise GGUFError(f"{info.path}: expected {expected} GGUF, found {found}")
     return info
 
 
 def check_adapter_fits(adapter: GGUFInfo, base: GGUFInfo) -> None:
-    """Each lora_a/lora_b pair must match the base tensor it modifies (shape and architecture)."""
+    """Same architecture, and every lora_a/lora_b pair fits the base tensor it modifies."""
     require_kind(adapter, "adapter")
-    require_kind(base, "model")
-    if adapter.architecture and adapter.architecture != base.architecture:
-        raise GGUFError(f"{adapter.path}: adapter is for architecture {adapter.architecture!r}, "
-                        f"the base model {base.path} is {base.architecture!r}")
-    shapes = base.tensor_shapes()
-    for t in adapter.tensors:
-        if t.name.endswith(".lora_a"):
-            target = t.name.removesuffix(".lora_a")
-            if target not in shapes:
-                raise GGUFError(f"{adapter.path}: adapter modifies {target}, which the base model "
-                                f"{Path(base.path).name} does not have")
-            # lora_a is (n_in, rank) in GGUF order; its row length must equal the base tensor's input width.
-            if t.shape[0] != shapes[target][0]:
-                raise GGUFError(f"{adapter.path}: adapter tensor {t.name} expects input width {t.shape[0]}, "
-                                f"base {target} has {shapes[target][0]}: the adapter was made for another base")
-        elif t.name.endswith(".lora_b"):
-            target = t.name.removesuffix(".lora_b")
-            if target in shapes and len(shapes[target]) > 1 and t.shape[1] != shapes[target][1]:
-                raise GGUFError(f"{adapter.path}: adapter tensor {t.name} produces width {t.shape[1]}, "
-                                f"base {target} has {shapes[target][1]}: the adapter was made for another base")
+    if adapter.architecture != base.architecture:
+        raise GGUFError(f"{adapter.path}: adapter architecture {adapter.architecture!r} != model architecture "
+                        f"{base.architecture!r} ({base.path})")
+    pairs = 0
+    for name, a_shape in adapter.tensor_shapes.items():
+        if not name.endswith(".lora_a"):
+            continue
+        target = name[: -len(".lora_a")]
+        b_shape = adapter.tensor_shapes.get(target + ".lora_b")
+        if b_shape is None:
+            raise GGUFError(f"{adapter.path}: {name} has no matching {target}.lora_b")
+        base_shape = base.tensor_shapes.get(target)
+        if base_shape is None:
+            raise GGUFError(f"{adapter.path}: the model {Path(base.path).name} has no tensor {target}")
+        # ggml order: base (in, out), lora_a (in, r), lora_b (r, out).
+        if a_shape[0] != base_shape[0] or b_shape[1] != base_shape[1] or a_shape[1] != b_shape[0]:
+            raise GGUFError(f"{adapter.path}: {target} is {base_shape[0]}→{base_shape[1]} in the model but the "
+                            f"adapter's lora_a/lora_b are {a_shape}/{b_shape}: built for another base model")
+        pairs += 1
+    if pairs == 0:
+        raise GGUFError(f"{adapter.path}: the adapter contains no lora_a/lora_b tensor pairs")

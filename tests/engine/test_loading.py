@@ -77,7 +77,7 @@ def test_wrong_base_adapter_is_rejected_clearly(
 
 
 def test_model_file_used_as_adapter_is_rejected(engine: LocalEngine, tiny: ModelSpec) -> None:
-    with pytest.raises(AdapterMismatchError, match="not 'adapter'"):
+    with pytest.raises(AdapterMismatchError, match="expected a LoRA adapter GGUF, found a base model"):
         engine.load_adapter(tiny, AdapterSpec(name="m", path=tiny.path))
 
 
@@ -134,7 +134,7 @@ def test_unsupported_gguf_version(engine: LocalEngine, tiny_model_path: Path, tm
 
 
 def test_adapter_file_used_as_model(engine: LocalEngine, tiny_adapter_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="LoRA adapter, not a base model"):
+    with pytest.raises(ModelLoadError, match="expected a base model GGUF, found a LoRA adapter"):
         _load(engine, tiny_adapter_path)
 
 

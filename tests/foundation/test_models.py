@@ -100,17 +100,17 @@ def test_gguf_info_reads_kinds(tiny_model_path: Path, tiny_adapter_path: Path) -
     adapter = require_kind(read_gguf_info(tiny_adapter_path), "adapter")
     assert model.architecture == "llama" and model.n_embd == 64
     check_adapter_fits(adapter, model)
-    with pytest.raises(GGUFError, match="expected a model"):
+    with pytest.raises(GGUFError, match="expected a base model"):
         require_kind(adapter, "model")
 
 
 def test_wrong_base_adapter_is_refused(tiny_model_path: Path, wrong_base_adapter_path: Path) -> None:
-    with pytest.raises(GGUFError, match="another base|does not have"):
+    with pytest.raises(GGUFError, match="another base|has no tensor"):
         check_adapter_fits(read_gguf_info(wrong_base_adapter_path), read_gguf_info(tiny_model_path))
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"", "truncated|not a GGUF"),
+    (b"", "too small"),
     (b"NOPE" + b"\0" * 64, "not a GGUF"),
     (b"GGUF\x03\0\0\0" + b"\xff" * 16, "corrupt|truncated"),
 ])
@@ -127,5 +127,5 @@ def test_truncated_model_is_detected(tmp_path: Path, tiny_model_path: Path) -> N
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(GGUFError, match="truncated"):
         read_gguf_info(path)
-    with pytest.raises(GGUFError, match="not found"):
+    with pytest.raises(GGUFError, match="does not exist"):
         read_gguf_info(tmp_path / "none.gguf")
