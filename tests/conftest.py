@@ -22,6 +22,13 @@ def tiny_model_path(gguf_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def long_tiny_model(gguf_dir: Path) -> Path:
+    """The tiny model (same generator and seed) with a context long enough for a pipeline stage's prompt plus its
+    assembled context and a grammar-bounded answer; `tiny_model_path`'s 512 tokens are too few for that."""
+    return write_tiny_model(gguf_dir / "tiny-8k.gguf", seed=0, n_ctx=8192)
+
+
+@pytest.fixture(scope="session")
 def tiny_adapter_path(gguf_dir: Path, tiny_model_path: Path) -> Path:
     """Rank-4 LoRA on attn_q/attn_v of the tiny model."""
     return write_lora_for(tiny_model_path, gguf_dir / "tiny-lora-a.gguf", rank=4, seed=1)

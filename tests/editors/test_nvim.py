@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from adapters.synthetic import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "editors" / "nvim"
@@ -87,13 +86,6 @@ def workspace(tmp_path: Path) -> Path:
     (root / "point.c").write_text(POINT_C)
     (root / "cra.toml").write_text("")  # marks the root for the plugin's root_dir search
     return root
-
-
-@pytest.fixture(scope="session")
-def long_tiny_model(gguf_dir: Path, tiny_model_path: Path) -> Path:
-    """The tiny model (same generator and seed as `tiny_model_path`) with a context that fits a stage prompt:
-    the 512-token `tiny_model_path` itself is too short for the pipeline's prompts."""
-    return write_tiny_model(gguf_dir / "editors-tiny-8k.gguf", seed=0, n_ctx=8192)
 
 
 def tiny_config(model: Path) -> dict[str, Any]:

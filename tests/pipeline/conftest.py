@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.synthetic import write_lora_for, write_tiny_model
+from adapters.synthetic import write_lora_for
 
 from pipeline.actions import ActionRequest, ActionResult
 from pipeline.calllog import CallLog
@@ -17,13 +17,6 @@ from pipeline.engine import CancelToken, LocalEngine
 from pipeline.orchestrator import run_action
 
 from pipeline_support import Runner, tiny_config
-
-@pytest.fixture(scope="session")
-def long_tiny_model(gguf_dir: Path) -> Path:
-    """The tiny model (same generator and seed as `tiny_model_path`) with a context long enough for a stage prompt
-    with its assembled context plus a grammar-bounded answer."""
-    return write_tiny_model(gguf_dir / "tiny-8k.gguf", seed=0, n_ctx=8192)
-
 
 @pytest.fixture(scope="session")
 def long_tiny_adapter(gguf_dir: Path, long_tiny_model: Path) -> Path:
