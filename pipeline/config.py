@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -89,6 +89,16 @@ class ContextConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_file_bytes: int = 2_000_000
 
 
+class DecisionsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    # Binary decisions on the tier-0 model (scope A11, precision A8, routing A12): "auto" asks the model only for
+    # stages with a trained adapter (an untrained base guesses worse than the deterministic rules and costs
+    # prefill), "always" asks it anyway, "never" keeps every decision deterministic.
+    mode: Literal["auto", "always", "never"] = "auto"
+
+    def use_model(self, has_adapter: bool) -> bool:
+        return self.mode == "always" or (self.mode == "auto" and has_adapter)
+
+
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     threads: int = 0  # 0: all cores
     memory_budget_mb: int = 8192
@@ -104,6 +114,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     adapters: dict[str, dict[str, str]] = {}
     validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
     context: ContextConfig = msgspec.field(default_factory=ContextConfig)
+    decisions: DecisionsConfig = msgspec.field(default_factory=DecisionsConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
     sources: list[str] = []  # where each layer came from, for `cra config check`
 

@@ -64,9 +64,9 @@ class EditCheck(msgspec.Struct):
 
 # ---- stage 1 + A12: include optional stages ----------------------------------------------------------------------
 def routing_enabled(config: Config) -> bool:
-    """A12 decides only with a trained routing adapter; the base model's include/exclude guesses are worse
-    than the deterministic defaults."""
-    return config.adapter_for(a12.STAGE) is not None
+    """A12 decides as `[decisions] mode` says: by default only with a trained routing adapter, since the base
+    model's include/exclude guesses are worse than the deterministic defaults."""
+    return config.decisions.use_model(config.adapter_for(a12.STAGE) is not None)
 
 
 def decide_optional(llm: StageLLM, config: Config, rules: dict[str, bool | None], *, action: str, task: str,

@@ -106,13 +106,13 @@ def validate_change(task: Task, changed: dict[str, str]) -> tuple[Verdict, str |
 
 # ---- A5 / A4 / A12 integration, shared by the flows -------------------------------------------------------------
 def context_judge(task: Task) -> Judge | None:
-    """The model judge for scope (A11) and precision (A8) decisions, when one of their stages has a trained
-    adapter; without one the context package's deterministic fallback rules decide."""
+    """The model judge for scope (A11) and precision (A8) decisions, as `[decisions] mode` says (by default: when
+    one of their stages has a trained adapter); otherwise the context package's deterministic rules decide."""
     from pipeline.stages import precision as a8
     from pipeline.stages import scope as a11
 
     stages = (*a8.CASCADE, *a11.TIER_STAGES.values())
-    if not any(task.config.adapter_for(s) for s in stages):
+    if not task.config.decisions.use_model(any(task.config.adapter_for(s) for s in stages)):
         return None
     by_stage = {**{s: a8.judge(task.llm) for s in a8.CASCADE}, **{s: a11.judge(task.llm) for s in a11.TIER_STAGES.values()}}
     default = a11.judge(task.llm)

@@ -95,3 +95,15 @@ def test_editor_overrides_are_validated(tmp_path: Path) -> None:
 def test_explicit_missing_config_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path, path=tmp_path / "nope.toml")
+
+
+def test_decision_mode_gates_model_decisions(tmp_path: Path) -> None:
+    assert load_config(tmp_path).decisions.use_model(has_adapter=True)
+    assert not load_config(tmp_path).decisions.use_model(has_adapter=False)
+    write(tmp_path, '[decisions]\nmode = "always"\n')
+    assert load_config(tmp_path).decisions.use_model(has_adapter=False)
+    write(tmp_path, '[decisions]\nmode = "never"\n')
+    assert not load_config(tmp_path).decisions.use_model(has_adapter=True)
+    write(tmp_path, '[decisions]\nmode = "sometimes"\n')
+    with pytest.raises(ConfigError, match="decisions.mode"):
+        load_config(tmp_path)
