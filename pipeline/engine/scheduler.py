@@ -11,7 +11,7 @@ use it wherever it uses an engine. Each call:
    engine stays usable (it treats it as any cancellation).
 
 `max_concurrency` is how many calls may run at once on one model. An in-process llama context serves one call at
-a time (LocalEngine has one context per model and serializes on it), so with a pool it must be 1: waiting then
+a time (LocalEngine has one context per model and serializes on it), so for it the value must be 1: waiting then
 happens here, in FIFO order and under the deadline, not on the engine's lock. Values above 1 are for a remote
 server with several slots (`llama-server --parallel N`, vLLM).
 """
@@ -28,6 +28,7 @@ import msgspec
 
 from .cancel import CancelToken
 from .errors import Cancelled, EngineError, Timeout
+from .local import LocalEngine
 from .pool import ModelPool, budget_from_mb, model_key
 from .types import AdapterSpec, Decision, Generation, GenParams, Message, ModelSpec
 
@@ -149,7 +150,7 @@ class Scheduler:
         self._policies: dict[str, ModelPolicy] = {}
         for name, policy in (policies or {}).items():
             self._policies[name] = policy
-        if pool is not None:
+        if pool is not None or isinstance(engine, LocalEngine):
             for name, policy in [("default", self.default_policy), *self._policies.items()]:
                 if policy.max_concurrency != 1:
                     raise ValueError(

@@ -35,6 +35,7 @@ from pipeline.engine import (
     Timeout,
 )
 from pipeline.engine.remote import RemoteEngine, RemoteError
+from pipeline.engine.scheduler import ModelPolicy, Scheduler
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings", "starlette_context")
 _missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
@@ -76,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path, tiny
         "host": "127.0.0.1",
         "port": port,
         "api_key": API_KEY,
+        "interrupt_requests": False,  # default: a new request cuts the running stream short
         "models": [
             {**common, "model_alias": "tiny"},
             {**common, "model_alias": "tiny-lora-a", "lora_path": str(tiny_adapter_path)},
@@ -245,3 +247,40 @@ def test_unreachable_server_fails_fast() -> None:
     with pytest.raises(RemoteError, match="cannot reach"):
         engine.generate(ModelSpec(name="m", path="m.gguf"), (), PROMPT)
     assert time.monotonic() - started < 2.5
+
+
+def test_scheduler_admits_max_concurrency_calls_to_a_remote_model(remote: RemoteEngine, tiny: ModelSpec) -> None:
+    sched = Scheduler(remote, policies={"tiny": ModelPolicy(max_concurrency=2)})
+    params = GenParams(max_tokens=30)
+    results: list[str] = []
+    slow = lambda _text: time.sleep(0.05)  # noqa: E731 — keeps each call open for about a second
+
+    def call() -> None:
+        results.append(sched.generate(tiny, (), PROMPT, params, on_text=slow).text)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + 10
+    while not (sched.running(tiny) == 2 and sched.queued(tiny) == 1):
+        assert time.monotonic() < end, "two calls should run and the third wait"
+        time.sleep(0.005)
+    for t in threads:
+        t.join(30)
+    assert len(results) == 3 and len(set(results)) == 1
+    assert sched.running(tiny) == 0 and sched.queued(tiny) == 0
+
+
+def test_lora_ids_are_matched_by_path_then_file_name(tmp_path: Path) -> None:
+    from pipeline.engine.remote import _label_probs, _match_adapter
+
+    known = [(0, str(tmp_path / "a.gguf")), (1, "/srv/adapters/b.gguf")]
+    assert _match_adapter(AdapterSpec(name="a", path=str(tmp_path / "x" / ".." / "a.gguf")), known, "u") == 0
+    assert _match_adapter(AdapterSpec(name="b", path=str(tmp_path / "b.gguf")), known, "u") == 1
+    with pytest.raises(AdapterMismatchError, match="0: .*a.gguf, 1: /srv/adapters/b.gguf"):
+        _match_adapter(AdapterSpec(name="c", path=str(tmp_path / "c.gguf")), known, "u")
+    # A token starting two labels ("n" for "no"/"never") says nothing; others add their mass to their label.
+    probs = _label_probs([("yes", -0.5), ("n", -0.1), ("no", -1.5), ("maybe", -0.2)], ["yes", "no", "never"])
+    assert probs is not None and probs["never"] == 0.0
+    assert probs["yes"] / probs["no"] == pytest.approx(2.718281828 ** 1.0)
+    assert _label_probs([("maybe", -0.1)], ["yes", "no"]) is None
