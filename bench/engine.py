@@ -277,17 +277,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _adapter_switcher(engine: Any, model: Any) -> Callable[[tuple[Any, ...]], None]:
-    """Set the context's adapter set the way a call does, without the call (the engine has no public hook)."""
-    get, apply = getattr(engine, "_get", None), getattr(engine, "_apply_adapters", None)
-    if get is None or apply is None:
-        raise BenchError("this LocalEngine has no adapter-switch hook (_get/_apply_adapters) to time")
-    loaded = get(model)
-
-    def switch(adapters: tuple[Any, ...]) -> None:
-        with loaded.lock:
-            apply(loaded, adapters)
-
-    return switch
+    """Set the context's adapter set the way a call does, without the call."""
+    return lambda adapters: engine.set_adapters(model, adapters)
 
 
 def _cancel_latency(engine: Any, model: Any, messages: Any, token_cls: Any, cancelled_cls: Any, params_cls: Any) -> float:

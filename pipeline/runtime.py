@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.actions import ActionRequest, ActionResult
 from pipeline.calllog import CallLog
-from pipeline.config import Config, load_config
+from pipeline.config import Config, ConfigError, load_config
 from pipeline.engine import CancelToken
 from pipeline.orchestrator import Progress, run_action
 
@@ -43,15 +43,31 @@ class Workspace:
         self.root = Path(root).resolve()
         self.overrides = overrides
         self.config = config or load_config(self.root, overrides=overrides)
-        self._engine = engine
+        self._base_engine = engine  # shared by every workspace of the process: models stay resident
+        self._engine: Any = None  # this config's scheduler over it (memory budget, queues, timeouts)
         self._log: CallLog | None = None
         self.index: Any = None
         self._lock = threading.Lock()
 
     @property
+    def base_engine(self) -> Any:
+        if self._base_engine is None:
+            self._base_engine = make_engine(self.config)
+        return self._base_engine
+
+    @property
     def engine(self) -> Any:
+        """The scheduler the pipeline calls: the tier-0 model pinned, others unloaded LRU under the memory
+        budget, one queue per model with its roles' `max_concurrency` and `default_timeout`."""
         if self._engine is None:
-            self._engine = make_engine(self.config)
+            from pipeline.engine.scheduler import scheduler_from_config
+            from pipeline.router import ModelRouter
+
+            try:
+                self._engine = scheduler_from_config(self.config, ModelRouter(self.config, root=self.root),
+                                                     self.base_engine)
+            except ValueError as exc:  # e.g. max_concurrency > 1 for an in-process model
+                raise ConfigError(f"[models]: {exc}") from None
         return self._engine
 
     @property
@@ -65,6 +81,7 @@ class Workspace:
         if overrides is not None:
             self.overrides = overrides
         self.config = load_config(self.root, overrides=self.overrides)
+        self._engine = None  # rebuilt from the new config on the next action; the base engine stays
         return self.config
 
     def run(self, request: ActionRequest, *, progress: Progress | None = None, cancel: CancelToken | None = None,

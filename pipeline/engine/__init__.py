@@ -16,6 +16,9 @@ from .errors import (
 )
 from .ggufcheck import GGUFInfo, check_adapter_fits, read_gguf
 from .local import LocalEngine
+from .pool import MemoryBudgetError, ModelPool
+from .remote import RemoteEngine, RemoteError
+from .scheduler import ModelPolicy, QueueFull, Scheduler, scheduler_from_config
 from .types import (
     AdapterSpec,
     CallStats,
@@ -47,6 +50,14 @@ __all__ = [
     "Generation",
     "InvalidRequestError",
     "LocalEngine",
+    "MemoryBudgetError",
+    "ModelPolicy",
+    "ModelPool",
+    "QueueFull",
+    "RemoteEngine",
+    "RemoteError",
+    "Scheduler",
+    "scheduler_from_config",
     "Message",
     "ModelLoadError",
     "ModelSpec",

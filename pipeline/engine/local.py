@@ -251,6 +251,13 @@ class LocalEngine:
         with loaded.lock:
             self._adapter_handle(loaded, adapter)
 
+    def set_adapters(self, model: ModelSpec, adapters: Sequence[AdapterSpec]) -> None:
+        """Make `adapters` the context's active set now (calls do this themselves; this exists to warm adapters up
+        and to time a switch). Switching never reloads the model."""
+        loaded = self._get(model)
+        with loaded.lock:
+            self._apply_adapters(loaded, adapters)
+
     def _adapter_handle(self, loaded: _Loaded, adapter: AdapterSpec) -> Any:
         path = str(Path(adapter.path).expanduser().resolve())
         handle = loaded.adapters.get(path)
