@@ -22,7 +22,7 @@ def corpus_dir(path: str | None, cache_dir: str) -> str:
     archives = glob.glob(os.path.join(cache_dir, "llama_cpp_python-0.3.36.tar.gz"))
     if not archives:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
              SDIST, "-d", cache_dir],
             check=True,
         )
