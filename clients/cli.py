@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "config",
     "index",
     "context",
+    "check",
     "curate",
     "bench",
 )

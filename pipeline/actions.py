@@ -52,6 +52,23 @@ class Verdict(msgspec.Struct, kw_only=True):
     message: str = ""
 
 
+class DiagnosticOut(msgspec.Struct, kw_only=True):
+    """A compiler or test message about the generated code. `line`/`column` are 0-based in the result's
+    `new_text` (the attempt that was validated); None when the tool named no line (a linker error)."""
+
+    line: int | None
+    message: str
+    column: int | None = None
+    severity: str = "error"  # "error" | "warning" | "note"
+    source: str = "compile"  # "compile" | "tests"
+
+
+def diagnostics_out(diagnostics: list, *, source: str = "compile") -> list[DiagnosticOut]:
+    """Sandbox diagnostics (1-based `line`/`col`, see pipeline.sandbox.Diagnostic) as `DiagnosticOut`s."""
+    return [DiagnosticOut(line=d.line - 1 if d.line else None, column=d.col - 1 if d.col else None,
+                          severity=d.severity, message=d.message, source=source) for d in diagnostics]
+
+
 class ActionResult(msgspec.Struct, kw_only=True):
     ok: bool
     task_id: str
@@ -66,3 +83,5 @@ class ActionResult(msgspec.Struct, kw_only=True):
     cancelled: bool = False
     # The symbol's text the edit was computed against, so a stale document can be re-anchored.
     anchor_text: str | None = None
+    # Line-level compile/test findings of the last validated attempt (empty when the flow gives none).
+    diagnostics: list[DiagnosticOut] = []

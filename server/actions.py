@@ -17,7 +17,9 @@ INSERT_DOC_COMMAND = "cra.insertDoc"
 TRUST_COMMAND = "cra.trust"
 ACTION_COMMANDS: dict[str, str] = {action: COMMAND_PREFIX + action for action in ACTIONS}
 ALL_COMMANDS: tuple[str, ...] = (*ACTION_COMMANDS.values(), INSERT_DOC_COMMAND, TRUST_COMMAND)
-CODE_ACTION_KINDS: tuple[str, ...] = tuple(f"{KIND_PREFIX}.{action}" for action in ACTIONS)
+# Offered when a generated doc comment (from hover) is cached for the function under the cursor.
+INSERT_DOC_KIND = f"{KIND_PREFIX}.insertDoc"
+CODE_ACTION_KINDS: tuple[str, ...] = (*(f"{KIND_PREFIX}.{action}" for action in ACTIONS), INSERT_DOC_KIND)
 # Whole-file actions need no function under the cursor.
 FILE_ACTIONS = ("plan", "scaffold")
 
@@ -43,7 +45,7 @@ def actions_for_function(site: FunctionSite | None, sites: Sequence[FunctionSite
     return chosen
 
 
-def _kind_wanted(kind: str, only: Sequence[str] | None) -> bool:
+def kind_wanted(kind: str, only: Sequence[str] | None) -> bool:
     # LSP kinds are hierarchical: asking for "refactor" includes "refactor.rewrite.cra.implement".
     return not only or any(kind == want or kind.startswith(want + ".") for want in only)
 
@@ -56,7 +58,7 @@ def code_actions(uri: str, version: int | None, sites: Sequence[FunctionSite], l
     offered: list[types.CodeAction] = []
     for action in actions_for_function(site, sites):
         kind = f"{KIND_PREFIX}.{action}"
-        if action not in usable or not _kind_wanted(kind, only):
+        if action not in usable or not kind_wanted(kind, only):
             continue
         symbol = site.name if site is not None else None
         title = ACTION_TITLES[action] + (f" `{symbol}`" if symbol and action not in FILE_ACTIONS else "")

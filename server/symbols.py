@@ -1,24 +1,21 @@
-"""A minimal function locator over tree-sitter-c: which function is at a line, and is its body a stub.
+"""Which function is at a line, and is its body a stub: a view of the pipeline's one C parser (`parse_source`).
 
-Kept tiny on purpose: code actions must answer in well under 50 ms without touching the pipeline's index.
+Code actions must answer in well under 50 ms, so this reads a `FileIndex` the server already holds (from the
+workspace index's incremental update, or one `parse_source` per document version) and never calls a model.
 """
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
+import hashlib
 
 import msgspec
-import tree_sitter_c
-from tree_sitter import Language, Node, Parser
+
+from pipeline.context import FileIndex, parse_source
+from pipeline.context.symbols import FUNCTION
+from pipeline.context.symbols import PROTOTYPE as INDEX_PROTOTYPE
 
 DEFINITION = "function"
 PROTOTYPE = "prototype"
-
-# A body whose statements are all of these is a placeholder waiting for an implementation.
-_STUB_STATEMENT = re.compile(
-    r"^(return\s*(0|NULL|false|-1|0\.0|'\\0')?\s*;|abort\s*\(\s*\)\s*;|assert\s*\(\s*(0|false)\s*\)\s*;|;)$"
-)
 
 
 class FunctionSite(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,65 +25,36 @@ class FunctionSite(msgspec.Struct, frozen=True, kw_only=True):
     end_line: int  # 0-based, inclusive
     is_stub: bool  # definitions only: the body holds no real statement
     text: str  # the whole definition or prototype
+    doc: str = ""  # the comment block directly above, "" when none
+    signature: str = ""
+    is_static: bool = False
+
+    @property
+    def content_hash(self) -> str:
+        """Identity of the function's text: a generated doc stays valid while this is unchanged."""
+        return hashlib.sha256(self.text.encode("utf-8", errors="surrogateescape")).hexdigest()[:32]
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Parser:
-    return Parser(Language(tree_sitter_c.language()))
-
-
-def _function_declarator(node: Node | None) -> Node | None:
-    """Descend through pointer/parenthesized declarators to the function declarator, if any."""
-    while node is not None:
-        if node.type == "function_declarator":
-            return node
-        if node.type in ("pointer_declarator", "parenthesized_declarator", "attributed_declarator"):
-            node = node.child_by_field_name("declarator") or (node.named_children[0] if node.named_children else None)
-            continue
-        return None
-    return None
-
-
-def _declarator_name(declarator: Node) -> str | None:
-    inner = declarator.child_by_field_name("declarator")
-    while inner is not None and inner.type != "identifier":
-        inner = inner.child_by_field_name("declarator")
-    return inner.text.decode("utf-8", "replace") if inner is not None and inner.text is not None else None
-
-
-def _is_stub(body: Node) -> bool:
-    for child in body.named_children:
-        if child.type == "comment":
-            continue
-        text = (child.text or b"").decode("utf-8", "replace")
-        if not _STUB_STATEMENT.match(" ".join(text.split())):
-            return False
-    return True
-
-
-def functions_in(source: bytes) -> list[FunctionSite]:
-    """Every top-level function definition and prototype in a C file, in file order."""
-    tree = _parser().parse(source)
+def sites_of(index: FileIndex) -> list[FunctionSite]:
+    """Every function definition and prototype of an indexed file, in file order."""
     sites: list[FunctionSite] = []
-    for node in tree.root_node.named_children:
-        if node.type == "function_definition":
-            declarator = _function_declarator(node.child_by_field_name("declarator"))
-            body = node.child_by_field_name("body")
-            kind, stub = DEFINITION, body is not None and _is_stub(body)
-        elif node.type == "declaration":
-            declarator = next(
-                (d for d in map(_function_declarator, node.children_by_field_name("declarator")) if d), None
-            )
-            kind, stub = PROTOTYPE, False
-        else:
+    for symbol in index.symbols:
+        if symbol.kind not in (FUNCTION, INDEX_PROTOTYPE):
             continue
-        name = _declarator_name(declarator) if declarator is not None else None
-        if name:
-            sites.append(FunctionSite(
-                name=name, kind=kind, start_line=node.start_point[0], end_line=node.end_point[0],
-                is_stub=stub, text=(node.text or b"").decode("utf-8", "replace"),
-            ))
+        words = symbol.signature.replace("(", " ").split()
+        sites.append(FunctionSite(
+            name=symbol.name, kind=DEFINITION if symbol.kind == FUNCTION else PROTOTYPE,
+            start_line=symbol.start_line, end_line=symbol.end_line,
+            is_stub=symbol.kind == FUNCTION and symbol.is_stub, text=symbol.text, doc=symbol.doc,
+            signature=symbol.signature, is_static="static" in words[: words.index(symbol.name)]
+            if symbol.name in words else "static" in words))
+    sites.sort(key=lambda s: s.start_line)
     return sites
+
+
+def functions_in(source: bytes, path: str = "document.c") -> list[FunctionSite]:
+    """Every top-level function definition and prototype in C source bytes, in file order."""
+    return sites_of(parse_source(path, source))
 
 
 def function_at(sites: list[FunctionSite], line: int) -> FunctionSite | None:

@@ -7,9 +7,9 @@ import argparse
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `cra --help` and other sub-commands must not pay for pygls and the pipeline.
-    from server.app import create_server
+    from server.app import create_server, start_stdio
 
-    create_server().start_io()
+    start_stdio(create_server())
     return 0
 
 

@@ -94,7 +94,7 @@ def default_threads() -> int:
 class _Loaded:
     """One base model with its context, batch, adapters, KV bookkeeping and lock."""
 
-    def __init__(self, spec: ModelSpec, path: str, info: GGUFInfo, *, n_seq_max: int, verbose: bool) -> None:
+    def __init__(self, spec: ModelSpec, path: str, info: GGUFInfo, *, n_seq_max: int) -> None:
         self.spec = spec
         self.path = path
         self.info = info
@@ -103,7 +103,9 @@ class _Loaded:
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = spec.n_gpu_layers
         try:
-            self.model = _internals.LlamaModel(path_model=path, params=model_params, verbose=verbose)
+            # verbose=True only skips llama-cpp-python's dup2 of fds 1/2 to /dev/null around the load, which would
+            # swallow whatever another thread (the language server) writes meanwhile; logs go to `_log_sink` anyway.
+            self.model = _internals.LlamaModel(path_model=path, params=model_params, verbose=True)
         except ValueError as exc:
             raise ModelLoadError(path, f"llama.cpp refused the file ({_recent_errors()})") from exc
         n_ctx_train = self.model.n_ctx_train()
@@ -126,14 +128,14 @@ class _Loaded:
         # would drift from one-by-one ones (~1e-3). Without it they agree to ~1e-7.
         ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         try:
-            self.ctx = _internals.LlamaContext(model=self.model, params=ctx_params, verbose=verbose)
+            self.ctx = _internals.LlamaContext(model=self.model, params=ctx_params, verbose=True)
         except ValueError as exc:
             self.model.close()
             raise ModelLoadError(path, f"llama.cpp could not create a context ({_recent_errors()})") from exc
         self.memory = llama_cpp.llama_get_memory(self.ctx.ctx)
         self.vocab = self.model.vocab
         self.n_vocab = self.model.n_vocab()
-        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=n_seq_max, verbose=verbose)
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=n_seq_max, verbose=True)
         # Polled by llama.cpp between graph nodes: a cancel or timeout interrupts even a long prefill batch.
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._abortable = False
@@ -177,7 +179,7 @@ class _Loaded:
 class LocalEngine:
     """In-process engine. Thread-safe: calls on one model run one at a time, different models in parallel."""
 
-    def __init__(self, *, prefill_chunk: int = 64, n_seq_max: int = 16, verbose: bool = False) -> None:
+    def __init__(self, *, prefill_chunk: int = 64, n_seq_max: int = 16) -> None:
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
         if not 2 <= n_seq_max <= 256:
@@ -185,7 +187,6 @@ class LocalEngine:
         _init_backend()
         self.prefill_chunk = prefill_chunk
         self.n_seq_max = n_seq_max
-        self.verbose = verbose
         self.stats = EngineStats()
         self._models: dict[str, _Loaded] = {}
         self._registry_lock = threading.Lock()
@@ -239,7 +240,7 @@ class LocalEngine:
                 if model.n_ctx < 16:
                     raise InvalidRequestError(f"n_ctx must be at least 16, got {model.n_ctx}")
                 info = read_gguf(key)
-                loaded = _Loaded(model, key, info, n_seq_max=self.n_seq_max, verbose=self.verbose)
+                loaded = _Loaded(model, key, info, n_seq_max=self.n_seq_max)
                 with self._registry_lock:
                     self._models[key] = loaded
                 self.stats.model_loads += 1

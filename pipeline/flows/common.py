@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from pipeline.actions import TextEditOut, Verdict
+from pipeline.actions import TextEditOut, Verdict, diagnostics_out
 from pipeline.context import ContextPack, Judge, WorkspaceIndex, assemble, parse_source
 from pipeline.context.symbols import FUNCTION, Symbol
 from pipeline.orchestrator import ActionFailed, State, Task
@@ -90,16 +90,22 @@ def validate_change(task: Task, changed: dict[str, str]) -> tuple[Verdict, str |
         if not compiled.ok:
             errors = [d for d in compiled.diagnostics if d.severity == "error"] or compiled.diagnostics
             summary = "; ".join(f"line {d.line}: {d.message}" for d in errors[:3]) or condense(compiled.stderr, 400)
+            task.result.diagnostics = diagnostics_out(compiled.diagnostics)
             return (Verdict(compiled=False, message=f"does not compile: {summary}"),
                     condense(compiled.stderr, 1200))
+    unit = next((p for p in changed if p.endswith(".c")), next(iter(changed)))
     tests = run_project_tests(root, changed, limits=limits, test_command=cfg.test_command or None,
-                              trusted=task.trusted)
-    if tests.framework is None:
+                              trusted=task.trusted, compiler=cfg.compiler,
+                              flags=flags_for(root, unit, cfg.flags).flags)
+    if tests.framework is None or tests.ok is None:  # None: no test programs to run
+        task.result.diagnostics = []
         return Verdict(compiled=True, tests_passed=None, message="compiled; no tests found"), None
     if not tests.ok:
+        task.result.diagnostics = diagnostics_out(tests.diagnostics, source="tests")
         return (Verdict(compiled=True, tests_passed=False,
                         message=f"compiled; tests failed ({tests.framework}): {condense(tests.output, 300)}"),
                 condense(tests.output, 1200))
+    task.result.diagnostics = []
     return Verdict(compiled=True, tests_passed=True, message=f"compiled; tests passed ({tests.framework})"), None
 
 

@@ -41,8 +41,13 @@ def implement(task: Task) -> State:
         return _retry_or_fail(task, "the generated body was incomplete (token budget exhausted)", kind="incomplete")
     replacement = "{\n" + body.rstrip("\n") + "\n}"
     new_source = source[:target.body_start_byte] + replacement.encode() + source[target.body_end_byte:]
-    errors = parse_errors_in(task.request.path, new_source, target.start_byte,
-                             target.body_start_byte + len(replacement.encode()))
+    # Only the new body is checked: a head tree-sitter cannot parse (e.g. behind an unknown `STATIC` macro) was
+    # already there and compiles with the project's own flags.
+    brace_line = source.count(b"\n", 0, target.body_start_byte)
+    known = set(parse_errors_in(task.request.path, source, target.start_byte, target.body_end_byte))
+    errors = [line for line in parse_errors_in(task.request.path, new_source, target.body_start_byte,
+                                               target.body_start_byte + len(replacement.encode()))
+              if not (line == brace_line and line in known)]
     if errors:
         task.failure = f"The function does not parse as C (syntax error on line {errors[0] + 1})."
         return _retry_or_fail(task, task.failure, kind="syntax")

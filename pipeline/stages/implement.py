@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.engine import Message
+from pipeline.stages.prompt import stage_messages, with_failure
 
 STAGE = "implement"
 CODE = "A6"
@@ -17,9 +18,9 @@ DEFAULT_ADAPTER = "a6-implement"
 MODE = "generate"
 
 SYSTEM = (
-    "You are an expert C programmer. You implement exactly one C function so that it meets its documented "
-    "contract. Use only the types, functions and macros shown in the context or the C standard library. "
-    "Write plain C11; do not change the signature; answer with code only."
+    "Implement exactly one C function so that it meets its documented contract. Use only the types, functions "
+    "and macros shown in the context or the C standard library. Write plain C11; do not change the signature; "
+    "answer with code only."
 )
 
 
@@ -31,15 +32,11 @@ class ImplementOutput(msgspec.Struct):
 
 def build_messages(*, context: str, doc: str, signature: str, name: str,
                    failure: str | None = None) -> list[Message]:
-    """Stable parts first (system, then context) so every call of a task shares a prefix the engine reuses."""
-    request = f"Implement the C function `{name}`. Its contract is the doc comment above it."
-    if failure:
-        request += f"\n\nThe previous attempt failed:\n{failure}\nFix the problem in this attempt."
-    return [
-        Message(role="system", content=SYSTEM),
-        Message(role="user", content=f"Context:\n```c\n{context.strip()}\n```\n\n{request}"),
-        Message(role="assistant", content=answer_prefix(doc, signature)),
-    ]
+    """The shared stage layout (preamble, context, then this request) so the other stages of the task (A4
+    adjustment, A7 tests) reuse the evaluated context; the answer is pre-filled with the function's head."""
+    request = with_failure(f"Implement the C function `{name}`. Its contract is the doc comment above it.", failure)
+    return [*stage_messages(SYSTEM, context, request),
+            Message(role="assistant", content=answer_prefix(doc, signature))]
 
 
 def answer_prefix(doc: str, signature: str) -> str:

@@ -17,7 +17,8 @@ from clients.lsp_types import install_code_action_hook
 from server.actions import ALL_COMMANDS, CODE_ACTION_KINDS
 from server.runner import PipelineRunner
 
-from lsp_support import LINE_IN_ADD, LINE_IN_CLAMP, LINE_OF_SCALE, LINE_OUTSIDE, SERVER_COMMAND, SERVER_ENV
+from lsp_support import (LINE_IN_ADD, LINE_IN_CLAMP, LINE_OF_SCALE, LINE_OUTSIDE, SERVER_COMMAND, SERVER_ENV,
+                         install_client_handlers)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,6 +33,7 @@ def expected(*commands: str) -> list[str]:
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV))
 async def client(lsp_client: LanguageClient, c_workspace: Path):
     install_code_action_hook(lsp_client.protocol._converter)
+    install_client_handlers(lsp_client)
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"), root_uri=c_workspace.as_uri()))
     yield
@@ -76,7 +78,7 @@ async def wait_for_message(client: LanguageClient, needle: str, timeout: float =
     raise AssertionError(f"no showMessage containing {needle!r}; got {[m.message for m in client.messages]}")
 
 
-async def test_initialize_advertises_only_code_actions_and_commands(client: LanguageClient):
+async def test_initialize_advertises_only_code_actions_hover_and_commands(client: LanguageClient):
     # Re-initializing is not allowed, so read the capabilities the session negotiated from the server itself.
     result = await client.protocol.send_request_async("initialize", types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code")))
@@ -85,7 +87,8 @@ async def test_initialize_advertises_only_code_actions_and_commands(client: Lang
     assert set(caps.code_action_provider.code_action_kinds) == set(CODE_ACTION_KINDS)
     assert all(kind.startswith("refactor.rewrite.cra.") for kind in caps.code_action_provider.code_action_kinds)
     assert set(caps.execute_command_provider.commands) == set(ALL_COMMANDS)
-    for name in ("completion_provider", "definition_provider", "hover_provider", "references_provider",
+    assert caps.hover_provider is True or caps.hover_provider is not None
+    for name in ("completion_provider", "definition_provider", "references_provider",
                  "document_symbol_provider", "diagnostic_provider", "rename_provider", "semantic_tokens_provider",
                  "document_formatting_provider", "signature_help_provider", "inlay_hint_provider"):
         assert getattr(caps, name) is None, f"{name} must not be advertised (clangd owns it)"
