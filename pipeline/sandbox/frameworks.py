@@ -15,7 +15,7 @@ import msgspec
 
 from pipeline.sandbox.condense import condense
 from pipeline.sandbox.diagnostics import Diagnostic, parse_diagnostics
-from pipeline.sandbox.flags import DEFAULT_FLAGS
+from pipeline.sandbox.flags import DEFAULT_FLAGS, rebase_flags
 from pipeline.sandbox.limits import Limits, RunResult, SandboxError
 from pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
 from pipeline.sandbox.validate import WORK_DIR
@@ -249,8 +249,8 @@ def run_project_tests(
         diags: list[Diagnostic] = []
         log: list[str] = []
         for program in programs:
-            p, f, d, lines = _build_and_run(sandbox, program, sources, compiler, list(flags or DEFAULT_FLAGS),
-                                            limits, framework.library)
+            p, f, d, lines = _build_and_run(sandbox, program, sources, compiler,
+                                            _sandboxed_flags(flags, root, sandbox), limits, framework.library)
             total_pass, total_fail = total_pass + p, total_fail + f
             diags += [x for x in d if x not in diags]
             log += lines
@@ -259,6 +259,12 @@ def run_project_tests(
                           seconds=round(time.monotonic() - started, 4), command=f"{compiler} (direct build)")
     finally:
         remove_sandbox_dir(sandbox)
+
+
+def _sandboxed_flags(flags: list[str] | None, root: Path, sandbox: Path) -> list[str]:
+    """Flags naming the workspace (-I, -include) are pointed at the sandbox copy: the build never reads the user's
+    tree (and the sandbox user could not read it anyway)."""
+    return rebase_flags(list(flags or DEFAULT_FLAGS), root, sandbox)
 
 
 def run_generated_test(
@@ -287,7 +293,7 @@ def run_generated_test(
         (sandbox / program).write_text(test_source_text)
         library = _library_of([test_source_text])
         passed, failed, diags, log = _build_and_run(
-            sandbox, program, units, compiler, list(flags or DEFAULT_FLAGS), limits, library)
+            sandbox, program, units, compiler, _sandboxed_flags(flags, root, sandbox), limits, library)
         return TestResult(ok=failed == 0, framework=library or "none", passed=passed, failed=failed,
                           output=condense("\n".join(x for x in log if x), output_chars), diagnostics=diags,
                           seconds=round(time.monotonic() - started, 4), command=f"{compiler} (direct build)")

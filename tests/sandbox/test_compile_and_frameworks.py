@@ -207,3 +207,16 @@ def test_generated_test_that_hangs_is_stopped(calc: Path) -> None:
     test = '#include "calc.h"\nint main(void) { for (;;) add(1, 2); }\n'
     result = run_generated_test(calc, ["src/calc.c"], test, limits=Limits(wall_seconds=1.0, cpu_seconds=5))
     assert result.ok is False and "timeout" in result.output
+
+
+def test_project_flags_naming_the_workspace_point_into_the_sandbox(calc: Path) -> None:
+    """-I flags from flags_for/compile_commands name the user's tree; the build must use the sandbox copy."""
+    from pipeline.sandbox import flags_for
+
+    _write(calc, {"tests/test_calc.c": ASSERT_TEST})
+    flags = flags_for(calc, "src/calc.c").flags
+    assert any(str(calc.resolve()) in f for f in flags)
+    result = run_project_tests(calc, {}, flags=flags)
+    assert (result.ok, result.passed) == (True, 1), result.output
+    generated = run_generated_test(calc, ["src/calc.c"], ASSERT_TEST, flags=flags)
+    assert generated.ok, generated.output
