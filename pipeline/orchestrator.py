@@ -5,9 +5,7 @@ task id; cancellation is checked between steps (and inside every engine call).""
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -166,10 +164,3 @@ def _transition(task: Task, old: State | None, new: State, note: str = "") -> No
     if task.log is not None:
         task.log.log_transition(task.task_id, old.value if old else None, new.value, note)
 
-
-def elapsed(since: float) -> float:
-    return round(time.perf_counter() - since, 3)
-
-
-def workspace_path(request: ActionRequest) -> Path:
-    return Path(request.root)
