@@ -196,7 +196,7 @@ def _args(tmp_path: Path, **extra: object) -> argparse.Namespace:
 
 
 @pytest.mark.slow
-def test_report_shape_with_the_tiny_model(mini_root: Path, tmp_path: Path, tiny_model_path: Path,
+def test_report_shape_with_the_tiny_model(mini_root: Path, tmp_path: Path, long_tiny_model: Path,
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.engine import LocalEngine
 
@@ -208,8 +208,8 @@ def test_report_shape_with_the_tiny_model(mini_root: Path, tmp_path: Path, tiny_
     small.write_text('[context]\nbudget_tokens = 120\n[stages.implement]\nmax_tokens = 48\n'
                      '[stages.test_generation]\nmax_tokens = 64\n[validation]\nmax_rounds = 1\n')
     side = quality.Side(name="main", label="tiny", config_path=str(small),
-                        models=quality.all_roles(str(tiny_model_path)))
-    args = _args(tmp_path, model=str(tiny_model_path))
+                        models=quality.all_roles(str(long_tiny_model)))
+    args = _args(tmp_path, model=str(long_tiny_model))
     report = quality.run(args, engine=LocalEngine(), source_roots={"mini": mini_root}, sides=[side])
     json.dumps(report)  # one JSON object
     assert report["tasks_requested"] == 3 and report["tasks_run"] == 2
