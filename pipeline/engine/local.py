@@ -86,9 +86,10 @@ def _recent_errors() -> str:
 
 
 def default_threads() -> int:
-    """All cores but one: llama.cpp's threads spin at barriers, and when the editor, the language server or gcc
-    take a core away mid-graph, using every core slows decoding down by an order of magnitude."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Every core: on an idle 2-core machine that is 1.6x the prefill and 2x the decode speed of one thread
+    (0.5B: 100 vs 61 tok/s prefill, 33 vs 17 tok/s decode). llama.cpp's threads spin at barriers, so on a machine
+    kept busy by other work fewer threads can win: `[engine] threads` sets it."""
+    return max(1, os.cpu_count() or 1)
 
 
 class _Loaded:
