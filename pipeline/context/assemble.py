@@ -94,8 +94,14 @@ def _exemplars(index: WorkspaceIndex, target: Symbol, limit: int, taken: set[tup
              and s.end_line - s.start_line <= 40]
     scored = sorted(((score(s), s) for s in found), key=lambda p: (-p[0], p[1].end_byte - p[1].start_byte))
     return [PackEntry(symbol=s, tier="seed", precision=PRIMARY, priority=(1, 0, -50.0, 0, s.file, s.start_byte),
-                      text=render(s, PRIMARY), bucket=1, evidence=50.0)
+                      text=_with_contract(index, s), bucket=1, evidence=50.0)
             for value, s in scored[:limit] if value >= 1.0]
+
+
+def _with_contract(index: WorkspaceIndex, symbol: Symbol) -> str:
+    """A definition with its doc comment, taken from the header prototype when the definition has none."""
+    doc = symbol.doc or next((d.doc for d in index.definitions(symbol.name) if d.doc), "")
+    return f"{doc}\n{symbol.text.rstrip()}" if doc else render(symbol, PRIMARY)
 
 
 def assemble(
@@ -145,7 +151,10 @@ def assemble(
                 evidence=-decision.priority[2],
             )
         )
-    entries += _exemplars(index, target, exemplars, {e.symbol.key for e in entries if e.precision == PRIMARY})
+    shown = _exemplars(index, target, exemplars, {e.symbol.key for e in entries if e.precision == PRIMARY})
+    if shown:  # an exemplar's full text makes its prototype redundant
+        names = {e.symbol.name for e in shown}
+        entries = [e for e in entries if not (e.symbol.kind == k.PROTOTYPE and e.symbol.name in names)] + shown
     if not include_target:
         entries = [e for e in entries if e.symbol.name != target.name or e.symbol.kind in k.TYPE_KINDS]
     target_entry = next((e for e in entries if e.required), None)

@@ -189,3 +189,34 @@ def test_type_context_drops_comment_lines_but_keeps_members_and_their_trailing_d
     struct = next(s for s in parse_source("c.h", source).symbols if s.name == "cfg")
     assert render(struct, TYPE_CONTEXT) == "struct cfg {\n    int level; // verbosity\n\n    const char *out;\n};"
     assert render(struct, SUPPORTING) == "/** Doc. */\n" + struct.text + ";"
+
+
+def test_implement_context_shows_similar_finished_functions_not_the_target(tmp_path: Path) -> None:
+    """For implement, the target is pre-filled in the prompt; its most similar finished siblings (same types and
+    contract words), with the header's doc, teach the invariants — and their prototypes are not repeated."""
+    (tmp_path / "rb.h").write_text(
+        "#include <stdbool.h>\n#include <stdint.h>\n#include <stddef.h>\n"
+        "typedef struct rb { uint8_t *data; size_t cap, head, tail, count; } rb_t;\n"
+        "/** @brief Append one byte. @return false when the buffer is full. */\n"
+        "bool rb_push(rb_t *rb, uint8_t byte);\n"
+        "/** @brief Remove the oldest byte. @return false when the buffer is empty. */\n"
+        "bool rb_pop(rb_t *rb, uint8_t *out);\n"
+        "/** @brief Bytes stored. */\nsize_t rb_count(const rb_t *rb);\n")
+    (tmp_path / "rb.c").write_text(
+        '#include "rb.h"\n'
+        "size_t rb_count(const rb_t *rb) { return rb->count; }\n"
+        "bool rb_push(rb_t *rb, uint8_t byte)\n{\n    if (rb->count == rb->cap) {\n        return false;\n    }\n"
+        "    rb->data[rb->head] = byte;\n    rb->head = (rb->head + 1) % rb->cap;\n    rb->count++;\n"
+        "    return true;\n}\n"
+        "bool rb_pop(rb_t *rb, uint8_t *out)\n{\n    return false;\n}\n")
+    index = WorkspaceIndex.build(str(tmp_path), use_cache=False)
+    full = assemble(index, "rb.c", "rb_pop", budget=800)
+    assert "rb_pop" in {i.name for i in full.items}
+    lean = assemble(index, "rb.c", "rb_pop", budget=800, include_target=False, exemplars=1)
+    chosen = {(i.name, i.kind): i.precision for i in lean.items}
+    assert not any(name == "rb_pop" for name, _ in chosen)
+    assert chosen[("rb_push", "function")] == PRIMARY
+    assert ("rb_push", "prototype") not in chosen  # the definition shown whole makes it redundant
+    assert ("rb_count", "function") not in chosen  # one exemplar asked for: the most similar one
+    push = next(i for i in lean.items if i.name == "rb_push")
+    assert push.text.startswith("/** @brief Append one byte.")  # the header's contract travels with it
