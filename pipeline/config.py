@@ -165,7 +165,7 @@ DEFAULTS: dict[str, Any] = {
         "adjustment": {"max_tokens": 768},
         "task_analysis": {"max_tokens": 512},
         "documentation": {"max_tokens": 512},
-        "test_generation": {"max_tokens": 1024},
+        "test_generation": {"max_tokens": 1536},
     },
 }
 

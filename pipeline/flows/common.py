@@ -103,10 +103,13 @@ def validate_change(task: Task, changed: dict[str, str]) -> tuple[Verdict, str |
     if not tests.ok:
         task.result.diagnostics = diagnostics_out(tests.diagnostics, source="tests")
         return (Verdict(compiled=True, tests_passed=False,
-                        message=f"compiled; tests failed ({tests.framework}): {condense(tests.output, 300)}"),
+                        message=f"compiled; tests failed ({tests.framework} via {tests.command}): "
+                                f"{condense(tests.output, 300)}"),
                 condense(tests.output, 1200))
     task.result.diagnostics = []
-    return Verdict(compiled=True, tests_passed=True, message=f"compiled; tests passed ({tests.framework})"), None
+    # How the tests ran is part of the verdict: a direct gcc build, or (trusted workspaces only) the project's own.
+    return (Verdict(compiled=True, tests_passed=True,
+                    message=f"compiled; tests passed ({tests.framework} via {tests.command})"), None)
 
 
 
