@@ -11,6 +11,7 @@ from pipeline.flows.common import (adjustment_round, assemble_for, function_shap
                                    require_c_file, retry_or_give_up, sandbox_limits, workspace_index)
 from pipeline.orchestrator import ActionFailed, Flow, State, Task
 from pipeline.sandbox import SandboxError, condense, detect_test_framework, run_generated_test
+from pipeline.sandbox.frameworks import GENERATED_TEST_NAME
 from pipeline.sandbox.frameworks import TEST_DIR_NAMES
 from pipeline.stages import test_generation as a7
 
@@ -71,6 +72,7 @@ def generate(task: Task) -> State:
                                  declaration=task.data["shape"].declaration, failure=task.failure)
     suite = task.llm.structured(a7.STAGE, messages, a7.TestSuite)
     task.data["suite"] = suite
+    task.data["pruned"] = False
     task.data["test_text"] = a7.render_test_file(suite, library=task.data["library"], function=target.name,
                                                  includes=task.data["includes"],
                                                  declarations=task.data["declarations"])
@@ -94,6 +96,8 @@ def validate(task: Task) -> State:
     except SandboxError as exc:
         raise ActionFailed(f"the generated tests could not be run: {exc}") from exc
     compiled = not any(d.severity == "error" for d in result.diagnostics) and "build failed" not in result.output
+    if not compiled and _prune_cases_that_do_not_compile(task, result.diagnostics):
+        return State.VALIDATE  # the cases that compile are checked again, with no model call
     if not result.ok:
         task.result.verdict = Verdict(compiled=compiled, tests_passed=False if compiled else None,
                                       message=("tests fail: " if compiled else "tests do not compile: ")
@@ -106,6 +110,30 @@ def validate(task: Task) -> State:
     task.result.verdict = Verdict(compiled=True, tests_passed=True,
                                   message=f"{result.passed} test program(s) passed ({task.data['library']})")
     return State.DONE
+
+
+def _prune_cases_that_do_not_compile(task: Task, diagnostics: list) -> bool:
+    """MoMA stage 3, deterministically: one case that does not compile should not sink the cases that do. Drops
+    the cases the compiler's errors point into (once per generation) and re-renders the file."""
+    if task.data.get("pruned"):
+        return False
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if not errors or any(not d.line or not str(d.file).endswith(GENERATED_TEST_NAME) for d in errors):
+        return False  # an error elsewhere (a header, the link) is not the cases' fault
+    text = task.data["test_text"]
+    if any(not a7.cases_at_lines(text, {d.line}) for d in errors):
+        return False  # an error in the includes or declarations: every case would fail alike
+    broken = a7.cases_at_lines(text, {d.line for d in errors})
+    suite = a7.without_cases(task.data["suite"], broken)
+    if suite is None:
+        return False
+    task.data["pruned"] = True
+    task.data["suite"] = suite
+    task.data["test_text"] = a7.render_test_file(suite, library=task.data["library"],
+                                                 function=task.data["target"].name, includes=task.data["includes"],
+                                                 declarations=task.data["declarations"])
+    task.note = f"dropped {len(broken)} test case(s) that do not compile: {', '.join(sorted(broken))}"
+    return True
 
 
 def adjust(task: Task) -> State:

@@ -111,6 +111,29 @@ def render_test_file(suite: TestSuite, *, library: str, function: str, includes:
     return "\n".join(parts)
 
 
+def cases_at_lines(test_text: str, lines: set[int]) -> set[str]:
+    """Names of the rendered cases whose functions span any of the 1-based `lines` (e.g. compiler errors)."""
+    hit: set[str] = set()
+    current: str | None = None
+    for number, line in enumerate(test_text.splitlines(), start=1):
+        if line.startswith("static void test_"):
+            current = line.removeprefix("static void test_").split("(", 1)[0]
+        elif line.startswith("}"):
+            if current is not None and number in lines:
+                hit.add(current)
+            current = None
+            continue
+        if current is not None and number in lines:
+            hit.add(current)
+    return hit
+
+
+def without_cases(suite: TestSuite, names: set[str]) -> TestSuite | None:
+    """The suite minus the named cases (as `unique_cases` names them); None when nothing would be left."""
+    kept = [c for c in unique_cases(suite) if c.name not in names]
+    return TestSuite(cases=kept) if kept else None
+
+
 def _main(library: str, names: list[str]) -> str:
     if library == "unity":
         runs = "\n".join(f"    RUN_TEST(test_{n});" for n in names)
