@@ -34,3 +34,20 @@ def test_compile_errors_map_to_their_cases_and_the_rest_passes(tmp_path: Path) -
     assert again.ok, again.output
     assert a7.without_cases(suite(), {"adds", "typo", "adds_2"}) is None
     assert a7.cases_at_lines(text, {1, 2}) == set()  # the includes belong to no case
+
+
+def test_declarations_drop_storage_classes_and_unit_private_macros() -> None:
+    assert a7.plain_declaration("STATIC size_t propagate_ones(uint8_t x);") == "size_t propagate_ones(uint8_t x)"
+    assert a7.plain_declaration("static inline int f(void)") == "int f(void)"
+    assert a7.plain_declaration("FILE *open_log(const char *p)") == "FILE *open_log(const char *p)"
+    assert a7.plain_declaration("int g(int a)") == "int g(int a)"
+
+
+def test_assert_in_a_case_compiles_and_fails_like_check(tmp_path: Path) -> None:
+    (tmp_path / "calc.c").write_text(LIB)
+    cases = a7.TestSuite(cases=[a7.TestCase(name="uses_assert", category="happy_path", description="",
+                                            body="assert(add(1, 1) == 2);")])
+    text = a7.render_test_file(cases, library="plain", function="add", includes=[],
+                               declarations=["STATIC int add(int a, int b)"])
+    result = run_generated_test(tmp_path, ["calc.c"], text)
+    assert result.ok, result.output
