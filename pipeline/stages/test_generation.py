@@ -79,7 +79,10 @@ def unique_cases(suite: TestSuite) -> list[TestCase]:
 
 
 def _indent(body: str) -> str:
-    lines = body.strip("\n").splitlines() or [""]
+    body = body.strip()
+    if body and body[-1] not in ";}":
+        body += ";"  # `CHECK(x == 1)` as the last statement: the one slip models make most
+    lines = body.splitlines() or [""]
     return "\n".join(("    " + line.rstrip()) if line.strip() else "" for line in lines)
 
 

@@ -51,3 +51,13 @@ def test_assert_in_a_case_compiles_and_fails_like_check(tmp_path: Path) -> None:
                                declarations=["STATIC int add(int a, int b)"])
     result = run_generated_test(tmp_path, ["calc.c"], text)
     assert result.ok, result.output
+
+
+def test_a_last_statement_without_its_semicolon_is_completed(tmp_path: Path) -> None:
+    (tmp_path / "calc.c").write_text(LIB)
+    cases = a7.TestSuite(cases=[a7.TestCase(name="no_semicolon", category="happy_path", description="",
+                                            body="int r = add(2, 2);\nCHECK(r == 4)")])
+    text = a7.render_test_file(cases, library="plain", function="add", includes=[],
+                               declarations=["int add(int a, int b)"])
+    assert "    CHECK(r == 4);" in text
+    assert run_generated_test(tmp_path, ["calc.c"], text).ok
