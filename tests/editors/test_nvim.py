@@ -241,7 +241,10 @@ def test_cancel_command_stops_a_running_action(nvim: str, workspace: Path, tmp_p
                                                long_tiny_model: Path) -> None:
     target = workspace / "point.c"
     record = drive(nvim, tmp_path, [
-        {"op": "setup", "opts": {"cmd": SERVER_ARGV, "trust": True, "settings": {"config": tiny_config(long_tiny_model)}}},
+        # A generation budget far beyond what the tiny model needs keeps implement busy for seconds, so the cancel
+        # always arrives while it runs (with its default budget it can finish first on an idle machine).
+        {"op": "setup", "opts": {"cmd": SERVER_ARGV, "trust": True, "settings": {"config": {
+            **tiny_config(long_tiny_model), "stages": {"implement": {"max_tokens": 6000}}}}}},
         {"op": "edit", "file": str(target), "line": line_of(POINT_C, "return 0;")},
         {"op": "wait_attached"},
         {"op": "command_then_cancel", "name": "CraImplement", "action": "implement"},
