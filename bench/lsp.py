@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pipeline.config import ROLES
 
-ROLES = ("router", "reasoning", "coding", "summarization", "validation")
 ACTIONS = ("document", "implement", "tests", "plan", "scaffold")
 SOURCE = """\
 #include <stddef.h>

@@ -12,9 +12,9 @@ import pytest
 
 from clients.commands import check as check_command
 from clients.commands.check import CheckError, run_targets, select
+from pipeline.config import ROLES
 
 SERVER_ARGV = [sys.executable, "-m", "server"]
-ROLES = ("router", "reasoning", "coding", "summarization", "validation")
 
 HEADER = "/** Adds two ints. */\nint add(int a, int b);\nint twice(int v);\nint hidden(int v);\n"
 SOURCE = """\

@@ -11,10 +11,10 @@ from lsprotocol import types
 
 from clients.commands import run as run_command
 from clients.headless import _Session, run_action
+from pipeline.config import ROLES
 
 SERVER_ARGV = [sys.executable, "-m", "server"]
 SOURCE = "int clamp(int v, int lo, int hi) {\n    return 0;\n}\n"
-ROLES = ("router", "reasoning", "coding", "summarization", "validation")
 
 
 def cra_run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from pipeline.config import ROLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_COMMAND = [sys.executable, "-m", "server"]
@@ -62,7 +63,6 @@ def install_client_handlers(client) -> dict:
     return state
 
 
-ROLES = ("router", "reasoning", "coding", "summarization", "validation")
 
 
 def model_config(model: Path, *, context_length: int = 4096, max_tokens: int = 3000) -> dict:
