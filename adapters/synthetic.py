@@ -150,6 +150,9 @@ def _normalize_targets(targets: Sequence[str]) -> list[str]:
     return names
 
 
+_LORA_DTYPES = {"f32": np.float32, "f16": np.float16}
+
+
 def write_lora_for(
     base_path: str | Path,
     path: str | Path,
@@ -159,13 +162,18 @@ def write_lora_for(
     alpha: float = 8.0,
     seed: int = 1,
     scale_init: float = 0.5,
+    dtype: str = "f32",
 ) -> Path:
     """Write a random LoRA adapter GGUF whose tensors fit the base model at `base_path`.
 
-    lora_a is (rank, D_in) and lora_b is (D_out, rank), both F32 whatever the base's quantization.
+    lora_a is (rank, D_in) and lora_b is (D_out, rank), in `dtype` ("f32", or "f16" as llama.cpp's
+    convert_lora_to_gguf.py writes by default) whatever the base's quantization.
     """
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
+    if dtype not in _LORA_DTYPES:
+        raise ValueError(f"unknown LoRA dtype {dtype!r}; use one of {', '.join(_LORA_DTYPES)}")
+    out_type = _LORA_DTYPES[dtype]
     path = Path(path)
     # The project's header reader: fast on real models (gguf.GGUFReader parses the whole vocabulary).
     base = read_gguf(base_path)
@@ -186,8 +194,8 @@ def write_lora_for(
             if name not in shapes:
                 continue
             d_in, d_out = shapes[name][0], shapes[name][1]
-            lora_a = (rng.standard_normal((rank, d_in)) * (scale_init / np.sqrt(d_in))).astype(np.float32)
-            lora_b = (rng.standard_normal((d_out, rank)) * (scale_init / np.sqrt(rank))).astype(np.float32)
+            lora_a = (rng.standard_normal((rank, d_in)) * (scale_init / np.sqrt(d_in))).astype(out_type)
+            lora_b = (rng.standard_normal((d_out, rank)) * (scale_init / np.sqrt(rank))).astype(out_type)
             writer.add_tensor(f"{name}.lora_a", lora_a)
             writer.add_tensor(f"{name}.lora_b", lora_b)
             written += 1

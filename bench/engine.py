@@ -3,7 +3,8 @@
 Measured in one run (a few minutes on 2 cores; prefill of the 1,000- and 500-token contexts dominates):
 
 - engine_overhead: decode tok/s through cra's engine ÷ raw `Llama.create_completion` on the same prompt;
-- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without;
+- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F16 adapter
+  tensors, what llama.cpp's convert_lora_to_gguf.py writes by default; `--adapter-type f32` for F32);
 - switch_ms / reloads: median time to switch the context's adapter set; model loads during 100 switches;
 - prefix_reuse_ttft_ratio: TTFT of a call sharing a 1,000-token prefix with the previous call ÷ the same call cold;
 - decisions_per_s / batched_speedup: 64 yes/no questions on a 500-token prefix, batched vs one by one;
@@ -55,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
     parser.add_argument("--n-ctx", type=int, default=2048, help="context window (>= 1,200 for the prefix tests)")
+    parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f16",
+                        help="tensor type of the generated LoRAs (default f16, llama.cpp's converter default)")
 
 
 class BenchError(Exception):
@@ -164,11 +167,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         _log(f"model {model_path}, {args.threads} threads, n_ctx {args.n_ctx}, load average {load:.1f} on "
              f"{os.cpu_count()} CPUs (llama.cpp threads spin: more threads than idle cores slows it down)")
-        _log("writing two rank-16 LoRAs")
+        _log(f"writing two rank-16 {args.adapter_type.upper()} LoRAs")
         lora_a = AdapterSpec(name="bench-a", path=str(write_lora_for(
-            model_path, Path(tmp) / "a.gguf", rank=16, targets=LORA_TARGETS, seed=1, scale_init=0.1)))
+            model_path, Path(tmp) / "a.gguf", rank=16, targets=LORA_TARGETS, seed=1, scale_init=0.1,
+            dtype=args.adapter_type)))
         lora_b = AdapterSpec(name="bench-b", path=str(write_lora_for(
-            model_path, Path(tmp) / "b.gguf", rank=16, targets=LORA_TARGETS, seed=2, scale_init=0.1)))
+            model_path, Path(tmp) / "b.gguf", rank=16, targets=LORA_TARGETS, seed=2, scale_init=0.1,
+            dtype=args.adapter_type)))
         engine.load(model)
         engine.load_adapter(model, lora_a)
         engine.load_adapter(model, lora_b)
@@ -273,6 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": str(model_path),
         "threads": args.threads,
         "n_ctx": args.n_ctx,
+        "adapter_type": args.adapter_type,
     }
 
 

@@ -65,3 +65,21 @@ def test_generated_model_loads_with_real_tokenizer(engine: LocalEngine, tiny: Mo
     special = engine.tokenize(tiny, "<|im_start|>user", special=True)
     assert len(special) == 1 + len(engine.tokenize(tiny, "user"))
     assert np.all(np.asarray(tokens) >= 0)
+
+
+def test_f16_adapter_loads_and_changes_output(engine: LocalEngine, tiny: ModelSpec, tiny_model_path: Path,
+                                              tmp_path: Path) -> None:
+    path = write_lora_for(tiny_model_path, tmp_path / "h.gguf", rank=4, targets=("q", "v", "up"), dtype="f16")
+    types = {t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
+    assert types == {gguf.GGMLQuantizationType.F16}
+    messages = [Message(role="user", content="hello there")]
+    params = GenParams(max_tokens=24)
+    base = engine.generate(tiny, (), messages, params)
+    tuned = engine.generate(tiny, (AdapterSpec(name="h", path=str(path)),), messages, params)
+    assert tuned.text != base.text
+    assert engine.generate(tiny, (), messages, params).text == base.text
+
+
+def test_lora_rejects_unknown_dtype(tiny_model_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown LoRA dtype"):
+        write_lora_for(tiny_model_path, tmp_path / "x.gguf", dtype="q4_0")

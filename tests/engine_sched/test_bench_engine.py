@@ -12,7 +12,7 @@ from bench import engine as bench_engine
 
 KEYS = {
     "engine_overhead", "lora_decode_ratio", "switch_ms", "reloads", "prefix_reuse_ttft_ratio", "decisions_per_s",
-    "batched_speedup", "cancel_ms", "rss_mb", "model", "threads", "n_ctx",
+    "batched_speedup", "cancel_ms", "rss_mb", "model", "threads", "n_ctx", "adapter_type",
 }
 
 
