@@ -1,17 +1,19 @@
-"""Tests: locate the function → context → A7 writes test cases (grammar-constrained) → cra renders a test program
-for the project's framework → it is built against the project's sources and run in the sandbox → on failure A4
+"""Tests: locate the function → context → A7 writes test cases (grammar-constrained) → cra repairs what it can
+without a model (unbalanced parentheses, cases that never call the function) and renders a test program for the
+project's framework → it is built against the project's sources and run in the sandbox → when it fails, each case
+runs on its own and the cases that pass are kept (the others are named in the verdict) → when none passes, A4
 revises and A7 retries, a bounded number of rounds. The test file is returned in `ActionResult.files`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.actions import FileOut, Verdict
 from pipeline.flows.common import (adjustment_round, assemble_for, function_shape, locate_function, relative,
                                    require_c_file, retry_or_give_up, sandbox_limits, workspace_index)
 from pipeline.orchestrator import ActionFailed, Flow, State, Task
-from pipeline.sandbox import SandboxError, condense, detect_test_framework, run_generated_test
-from pipeline.sandbox.frameworks import GENERATED_TEST_NAME
+from pipeline.sandbox import SandboxError, TestResult, condense, detect_test_framework, run_generated_test
 from pipeline.sandbox.frameworks import TEST_DIR_NAMES
 from pipeline.stages import test_generation as a7
 
@@ -70,13 +72,20 @@ def generate(task: Task) -> State:
     target = task.data["target"]
     messages = a7.build_messages(context=task.data["context"].rendered, function=target.name, contract=target.doc,
                                  declaration=task.data["shape"].declaration, failure=task.failure)
-    suite = task.llm.structured(a7.STAGE, messages, a7.TestSuite)
+    suite, dropped = a7.repaired(task.llm.structured(a7.STAGE, messages, a7.TestSuite), target.name)
+    if suite is None:
+        task.failure = f"no test case called `{target.name}`: every case must call the function under test"
+        return retry_or_give_up(task, task.failure, kind="test", retry=State.GENERATE_TESTS)
     task.data["suite"] = suite
-    task.data["pruned"] = False
-    task.data["test_text"] = a7.render_test_file(suite, library=task.data["library"], function=target.name,
-                                                 includes=task.data["includes"],
-                                                 declarations=task.data["declarations"])
+    task.data["triaged"] = False
+    task.data["dropped"] = [f"{name} (does not call {target.name})" for name in dropped]
+    task.data["test_text"] = _render(task, suite)
     return State.VALIDATE
+
+
+def _render(task: Task, suite: a7.TestSuite) -> str:
+    return a7.render_test_file(suite, library=task.data["library"], function=task.data["target"].name,
+                               includes=task.data["includes"], declarations=task.data["declarations"])
 
 
 def _sources(task: Task) -> list[str]:
@@ -87,17 +96,25 @@ def _sources(task: Task) -> list[str]:
                   and not any(part.lower() in TEST_DIR_NAMES for part in Path(p).parts[:-1]))
 
 
-def validate(task: Task) -> State:
+def _run(task: Task, test_text: str) -> TestResult:
     rel = relative(task, task.request.path)
     try:
-        result = run_generated_test(task.request.root, _sources(task), task.data["test_text"],
-                                    changed={rel: task.request.text}, limits=sandbox_limits(task),
-                                    compiler=task.config.validation.compiler, flags=task.config.validation.flags)
+        return run_generated_test(task.request.root, _sources(task), test_text, changed={rel: task.request.text},
+                                  limits=sandbox_limits(task), compiler=task.config.validation.compiler,
+                                  flags=task.config.validation.flags)
     except SandboxError as exc:
         raise ActionFailed(f"the generated tests could not be run: {exc}") from exc
-    compiled = not any(d.severity == "error" for d in result.diagnostics) and "build failed" not in result.output
-    if not compiled and _prune_cases_that_do_not_compile(task, result.diagnostics):
-        return State.VALIDATE  # the cases that compile are checked again, with no model call
+
+
+def _compiled(result: TestResult) -> bool:
+    return not any(d.severity == "error" for d in result.diagnostics) and "build failed" not in result.output
+
+
+def validate(task: Task) -> State:
+    result = _run(task, task.data["test_text"])
+    compiled = _compiled(result)
+    if not result.ok and _keep_cases_that_pass(task):
+        return State.VALIDATE  # the cases that pass on their own are checked together, with no model call
     if not result.ok:
         task.result.verdict = Verdict(compiled=compiled, tests_passed=False if compiled else None,
                                       message=("tests fail: " if compiled else "tests do not compile: ")
@@ -107,33 +124,55 @@ def validate(task: Task) -> State:
                                 retry=State.GENERATE_TESTS)
     test_file = str(Path(task.request.root) / task.data["test_rel"])
     task.result.files = [FileOut(path=test_file, text=task.data["test_text"])]
-    task.result.verdict = Verdict(compiled=True, tests_passed=True,
-                                  message=f"{result.passed} test program(s) passed ({task.data['library']})")
+    dropped = task.data.get("dropped", [])
+    message = f"{result.passed} test program(s) passed ({task.data['library']})"
+    if dropped:
+        message += f"; left out {len(dropped)} case(s): " + "; ".join(dropped)
+    task.result.verdict = Verdict(compiled=True, tests_passed=True, message=message[:1000])
     return State.DONE
 
 
-def _prune_cases_that_do_not_compile(task: Task, diagnostics: list) -> bool:
-    """MoMA stage 3, deterministically: one case that does not compile should not sink the cases that do. Drops
-    the cases the compiler's errors point into (once per generation) and re-renders the file."""
-    if task.data.get("pruned"):
+def _keep_cases_that_pass(task: Task) -> bool:
+    """MoMA stage 3, deterministically, once per generation: when the suite fails, keep the cases that pass on
+    their own against the current code (see `split_cases`). The others are named in the verdict: a case that
+    fails may have found a bug or may expect the wrong thing, and the user decides which. False when no case
+    passes on its own, or every case does (they only fail together): the model then gets another round."""
+    suite = task.data["suite"]
+    if task.data.get("triaged") or len(suite.cases) < 2:
         return False
-    errors = [d for d in diagnostics if d.severity == "error"]
-    if not errors or any(not d.line or not str(d.file).endswith(GENERATED_TEST_NAME) for d in errors):
-        return False  # an error elsewhere (a header, the link) is not the cases' fault
-    text = task.data["test_text"]
-    if any(not a7.cases_at_lines(text, {d.line}) for d in errors):
-        return False  # an error in the includes or declarations: every case would fail alike
-    broken = a7.cases_at_lines(text, {d.line for d in errors})
-    suite = a7.without_cases(task.data["suite"], broken)
-    if suite is None:
+    task.data["triaged"] = True
+    kept, failing = split_cases(suite, lambda one: _run(task, _render(task, one)))
+    if kept is None or not failing:
         return False
-    task.data["pruned"] = True
-    task.data["suite"] = suite
-    task.data["test_text"] = a7.render_test_file(suite, library=task.data["library"],
-                                                 function=task.data["target"].name, includes=task.data["includes"],
-                                                 declarations=task.data["declarations"])
-    task.note = f"dropped {len(broken)} test case(s) that do not compile: {', '.join(sorted(broken))}"
+    task.data["suite"] = kept
+    task.data["test_text"] = _render(task, kept)
+    task.data["dropped"] = task.data.get("dropped", []) + [f"{n} ({why})" for n, why in failing.items()]
+    task.note = f"kept {len(kept.cases)} case(s); left out: {', '.join(failing)}"
     return True
+
+
+def split_cases(suite: a7.TestSuite, run: Callable[[a7.TestSuite], TestResult]
+                ) -> tuple[a7.TestSuite | None, dict[str, str]]:
+    """Run each case of `suite` on its own (`run` builds and runs a one-case suite), so that a compile error, a
+    failed check or a crash is that one case's. Returns the cases that pass (None when none does) and, for each
+    case that does not, one line on why."""
+    failing: dict[str, str] = {}
+    for case in a7.unique_cases(suite):
+        alone = run(a7.only_case(suite, case.name))
+        if not alone.ok:
+            failing[case.name] = _first_problem(alone)
+    return a7.without_cases(suite, set(failing)), failing
+
+
+def _first_problem(result: TestResult) -> str:
+    """One line on why a single case failed: its first compiler error, failed check or how the program ended."""
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors:
+        return f"does not compile: {errors[0].message}"[:160]
+    for line in result.output.splitlines():
+        if "FAIL" in line or "Assertion" in line or "stopped:" in line:
+            return f"fails on the current code: {line.strip()}"[:160]
+    return "fails on the current code"
 
 
 def adjust(task: Task) -> State:

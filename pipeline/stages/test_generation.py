@@ -7,6 +7,7 @@ checks), so the model never has to know a framework's boilerplate and no prose i
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 import msgspec
@@ -21,11 +22,23 @@ CODE = "A7"
 DEFAULT_ADAPTER = "a7-test-generation"
 MODE = "structured"
 
+# One worked answer teaches small models the two things they get wrong most: declaring what a case uses, and
+# passing an output variable by address.
+EXAMPLE = (
+    '{"cases": [{"name": "parses_decimal", "category": "happy_path", "description": "a decimal string is parsed", '
+    '"body": "uint8_t out = 0;\\nint rc = parse_u8(\\"42\\", &out);\\nCHECK(rc == 0);\\nCHECK(out == 42);"}, '
+    '{"name": "rejects_overflow", "category": "edge_case", "description": "256 does not fit", '
+    '"body": "uint8_t out = 7;\\nCHECK(parse_u8(\\"256\\", &out) == -1);\\nCHECK(out == 7);"}]}'
+)
+
 SYSTEM = (
     "Write unit tests for one C function: at least one happy-path case, edge cases (boundary values, empty "
-    "input) and error paths (invalid input, NULL pointers) where the contract defines them. Each case has a C "
-    "identifier as its name, a category, and a body of C statements that calls the function and checks results "
-    "only with CHECK(condition); do not write main, includes or function headers. Answer with JSON only."
+    "input) and error paths (invalid input, NULL pointers) only where the contract defines them. Each case has "
+    "a C identifier as its name, a category, and a body of C statements that declares and initialises every "
+    "variable it uses, calls the function under test, and checks results only with CHECK(condition); do not "
+    "write main, includes or function headers. Answer with JSON only.\n\n"
+    "Example, for `int parse_u8(const char *text, uint8_t *out)` (0 on success, -1 on bad input):\n"
+    + EXAMPLE
 )
 
 Category = Literal["happy_path", "edge_case", "error_path"]
@@ -48,7 +61,7 @@ OUTPUT = TestSuite
 
 def build_messages(*, context: str, function: str, contract: str, declaration: str,
                    failure: str | None = None) -> list[Message]:
-    request = (f"Function under test: `{function}`\nDeclaration: {declaration.strip()}\n"
+    request = (f"Function under test: `{function}` (every case calls it)\nDeclaration: {declaration.strip()}\n"
                f"Contract:\n{contract.strip() or '(no doc comment; infer it from the code)'}")
     return stage_messages(SYSTEM, context, with_failure(request, failure))
 
@@ -76,6 +89,66 @@ def unique_cases(suite: TestSuite) -> list[TestCase]:
         name = case.name if count == 1 else f"{case.name}_{count}"
         out.append(msgspec.structs.replace(case, name=name))
     return out
+
+
+def balance_parentheses(body: str) -> str:
+    """Close the parentheses a statement left open at its `;` (`CHECK(f(x) == (a == b);`), the slip small
+    models make most after a missing `;`. String and character literals and `for (...;...;...)` headers are left
+    alone; a body that is balanced comes back unchanged."""
+    out: list[str] = []
+    depth = 0
+    statement_start = 0
+    quote = ""
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if quote:
+            if ch == "\\":
+                out.append(body[i:i + 2])
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif ch in ";{}":
+            if ch == ";" and depth > 0 and not body[statement_start:i].lstrip().startswith("for"):
+                out.append(")" * depth)
+                depth = 0
+            if depth == 0:
+                statement_start = i + 1
+        out.append(ch)
+        i += 1
+    if depth > 0 and not quote and not body[statement_start:].lstrip().startswith("for"):
+        return "".join(out).rstrip() + ")" * depth  # the last statement, whose `;` is missing too
+    return "".join(out)
+
+
+def calls_function(body: str, function: str) -> bool:
+    """The case mentions the function under test (as a whole identifier): a case that does not tests nothing."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(function)}(?![A-Za-z0-9_])", body) is not None
+
+
+def repaired(suite: TestSuite, function: str) -> tuple[TestSuite | None, list[str]]:
+    """MoMA stage 3 before any compiler run: balance each body's parentheses and drop the cases that never call
+    `function`. Returns the suite (None when no case is left) and the names of the dropped cases."""
+    kept: list[TestCase] = []
+    dropped: list[str] = []
+    for case in unique_cases(suite):
+        if not calls_function(case.body, function):
+            dropped.append(case.name)
+            continue
+        kept.append(msgspec.structs.replace(case, body=balance_parentheses(case.body)))
+    return (TestSuite(cases=kept) if kept else None), dropped
+
+
+def only_case(suite: TestSuite, name: str) -> TestSuite:
+    """The suite reduced to the one case called `name` (as `unique_cases` names them)."""
+    return TestSuite(cases=[c for c in unique_cases(suite) if c.name == name])
 
 
 def _indent(body: str) -> str:
@@ -126,23 +199,6 @@ def render_test_file(suite: TestSuite, *, library: str, function: str, includes:
                      f"static void test_{case.name}({params})\n{{\n{first}{_indent(case.body)}\n}}\n")
     parts.append(_main(library, [c.name for c in cases]))
     return "\n".join(parts)
-
-
-def cases_at_lines(test_text: str, lines: set[int]) -> set[str]:
-    """Names of the rendered cases whose functions span any of the 1-based `lines` (e.g. compiler errors)."""
-    hit: set[str] = set()
-    current: str | None = None
-    for number, line in enumerate(test_text.splitlines(), start=1):
-        if line.startswith("static void test_"):
-            current = line.removeprefix("static void test_").split("(", 1)[0]
-        elif line.startswith("}"):
-            if current is not None and number in lines:
-                hit.add(current)
-            current = None
-            continue
-        if current is not None and number in lines:
-            hit.add(current)
-    return hit
 
 
 def without_cases(suite: TestSuite, names: set[str]) -> TestSuite | None:

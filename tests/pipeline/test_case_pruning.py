@@ -1,11 +1,12 @@
-"""A7's deterministic repair: cases the compiler rejects are dropped so the cases that compile still count."""
+"""A7's deterministic repair: slips fixed without a model, and each case judged on its own so that the cases that
+pass still count when one does not compile, fails or crashes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pipeline.sandbox import run_generated_test
-from pipeline.sandbox.frameworks import GENERATED_TEST_NAME
+from pipeline.flows.tests import split_cases
 from pipeline.stages import test_generation as a7
 
 LIB = "int add(int a, int b) { return a + b; }\n"
@@ -14,26 +15,60 @@ LIB = "int add(int a, int b) { return a + b; }\n"
 def suite() -> a7.TestSuite:
     return a7.TestSuite(cases=[
         a7.TestCase(name="adds", category="happy_path", description="adds", body="CHECK(add(2, 3) == 5);"),
-        a7.TestCase(name="typo", category="edge_case", description="bad", body="CHECK(ad(0, 0) == 0) int x = ;"),
+        a7.TestCase(name="typo", category="edge_case", description="bad", body="CHECK(add(0, 0) == 0) int x = ;"),
         a7.TestCase(name="adds", category="edge_case", description="zero", body="CHECK(add(0, 0) == 0);"),
+        a7.TestCase(name="wrong", category="edge_case", description="bad expectation",
+                    body="CHECK(add(1, 1) == 3);"),
+        a7.TestCase(name="crashes", category="error_path", description="NULL",
+                    body="int *p = NULL;\nCHECK(add(*p, 1) == 1);"),
     ])
 
 
-def test_compile_errors_map_to_their_cases_and_the_rest_passes(tmp_path: Path) -> None:
+def runner(root: Path):
+    def run(one: a7.TestSuite):
+        return run_generated_test(root, ["calc.c"], a7.render_test_file(
+            one, library="plain", function="add", includes=[], declarations=["int add(int a, int b)"]))
+    return run
+
+
+def test_each_case_runs_alone_and_only_the_passing_ones_are_kept(tmp_path: Path) -> None:
     (tmp_path / "calc.c").write_text(LIB)
-    text = a7.render_test_file(suite(), library="plain", function="add", includes=[],
-                               declarations=["int add(int a, int b)"])
-    first = run_generated_test(tmp_path, ["calc.c"], text)
-    errors = {d.line for d in first.diagnostics if d.severity == "error" and d.file.endswith(GENERATED_TEST_NAME)}
-    assert not first.ok and errors
-    assert a7.cases_at_lines(text, errors) == {"typo"}
-    kept = a7.without_cases(suite(), {"typo"})
-    assert kept is not None and [c.name for c in a7.unique_cases(kept)] == ["adds", "adds_2"]
-    again = run_generated_test(tmp_path, ["calc.c"], a7.render_test_file(
-        kept, library="plain", function="add", includes=[], declarations=["int add(int a, int b)"]))
-    assert again.ok, again.output
-    assert a7.without_cases(suite(), {"adds", "typo", "adds_2"}) is None
-    assert a7.cases_at_lines(text, {1, 2}) == set()  # the includes belong to no case
+    whole = runner(tmp_path)(suite())
+    assert not whole.ok  # one bad case sinks the whole program
+    kept, failing = split_cases(suite(), runner(tmp_path))
+    assert kept is not None and [c.name for c in kept.cases] == ["adds", "adds_2"]
+    assert set(failing) == {"typo", "wrong", "crashes"}
+    assert failing["typo"].startswith("does not compile: ")
+    assert failing["wrong"].startswith("fails on the current code: ") and "add(1, 1) == 3" in failing["wrong"]
+    assert failing["crashes"].startswith("fails on the current code")
+    assert runner(tmp_path)(kept).ok
+
+
+def test_no_case_passing_alone_keeps_nothing(tmp_path: Path) -> None:
+    (tmp_path / "calc.c").write_text(LIB)
+    bad = a7.TestSuite(cases=[c for c in suite().cases if c.name in ("typo", "wrong")])
+    kept, failing = split_cases(bad, runner(tmp_path))
+    assert kept is None and set(failing) == {"typo", "wrong"}
+
+
+def test_unbalanced_parentheses_are_closed_at_the_statement_end() -> None:
+    fix = a7.balance_parentheses
+    assert fix("set_if_match(&f, 1, 2); CHECK(f == (a == b);") == "set_if_match(&f, 1, 2); CHECK(f == (a == b));"
+    assert fix("int r = f(1);\nCHECK(r == (2)") == "int r = f(1);\nCHECK(r == (2))"
+    for fine in ('CHECK(strcmp(s, "(;") == 0);', "for (int i = 0; i < 3; i++) { CHECK(f(i) == i); }",
+                 "char c = '(';\nCHECK(f(c) == 1);"):
+        assert fix(fine) == fine
+
+
+def test_cases_that_never_call_the_function_are_dropped_before_compiling() -> None:
+    cases = a7.TestSuite(cases=[
+        a7.TestCase(name="other", category="happy_path", description="", body="CHECK(add2(1, 1) == 2);"),
+        a7.TestCase(name="real", category="happy_path", description="", body="CHECK(add (1, 1) == (2);"),
+    ])
+    fixed, dropped = a7.repaired(cases, "add")
+    assert dropped == ["other"]
+    assert fixed is not None and [c.body for c in fixed.cases] == ["CHECK(add (1, 1) == (2));"]
+    assert a7.repaired(a7.TestSuite(cases=cases.cases[:1]), "add") == (None, ["other"])
 
 
 def test_declarations_drop_storage_classes_and_unit_private_macros() -> None:
