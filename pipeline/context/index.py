@@ -12,7 +12,7 @@ from collections import OrderedDict, defaultdict
 import msgspec
 import tree_sitter
 
-from pipeline.context import cparse, discover, incremental
+from pipeline.context import cparse, discover, incremental, parallel
 from pipeline.context import symbols as k
 from pipeline.context.cache import IndexCache
 from pipeline.context.symbols import ContextError, FileIndex, Include, IndexStats, Reference, Symbol
@@ -79,51 +79,6 @@ _CALL_TARGETS = frozenset({k.FUNCTION, k.PROTOTYPE, k.MACRO_FUNCTION, k.VARIABLE
 _IDENT_TARGETS = frozenset({k.MACRO, k.MACRO_FUNCTION, k.ENUMERATOR, k.VARIABLE, k.FUNCTION, k.PROTOTYPE})
 
 
-_PARALLEL_MIN_BYTES = 2 * 1024 * 1024  # below this, starting processes costs more than it saves
-
-
-def _idle_cpus(limit: int = 4) -> int:
-    """CPUs nobody else is using right now: on a busy machine extra parser processes only add overhead."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(limit, int(cpus - busy)))
-
-
-def _parse_encoded(batch: list[tuple[str, bytes]]) -> list[bytes]:
-    encoder = msgspec.msgpack.Encoder()
-    return [encoder.encode(cparse.parse_source(rel, data)) for rel, data in batch]
-
-
-def _parse_all(pending: list[tuple[str, bytes]], workers: int | None) -> list[FileIndex]:
-    """Parse files, in worker processes when there is enough work: tree-sitter parsing holds the GIL."""
-    total = sum(len(data) for _, data in pending)
-    count = workers if workers is not None else _idle_cpus()
-    if count <= 1 or total < _PARALLEL_MIN_BYTES or len(pending) < 2 * count:
-        return [cparse.parse_source(rel, data) for rel, data in pending]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Interleave big and small files so every worker gets a similar share of bytes.
-    ordered = sorted(pending, key=lambda item: -len(item[1]))
-    batches: list[list[tuple[str, bytes]]] = [[] for _ in range(count * 4)]
-    for i, item in enumerate(ordered):
-        batches[i % len(batches)].append(item)
-    decoder = msgspec.msgpack.Decoder(FileIndex)
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    try:
-        with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-            return [decoder.decode(blob) for encoded in pool.map(_parse_encoded, batches) for blob in encoded]
-    except (OSError, RuntimeError):
-        # No processes allowed here (sandboxes, restricted hosts): parse in this process instead.
-        return [cparse.parse_source(rel, data) for rel, data in pending]
-
-
 class WorkspaceIndex:
     def __init__(self, root: str, max_file_bytes: int = discover.DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = os.path.abspath(root)
@@ -153,8 +108,8 @@ class WorkspaceIndex:
         max_file_bytes: int = discover.DEFAULT_MAX_FILE_BYTES,
         workers: int | None = None,
     ) -> WorkspaceIndex:
-        """Index every C/H file under `root`. `workers`: parser processes for a large cold build (default: the idle
-        CPUs, at most 4; 1 parses in this process)."""
+        """Index every C/H file under `root`. `workers`: processes parsing a large cold build, this one included
+        (default: one per CPU, at most 4; 1 parses in this process only)."""
         if not os.path.isdir(root):
             raise ContextError(f"cannot index {root!r}: not a directory")
         started = time.perf_counter()
@@ -178,13 +133,14 @@ class WorkspaceIndex:
             else:
                 stats.cached += 1
                 index.files[rel] = entry
-        for entry in _parse_all(pending, workers):
-            stats.parsed += 1
-            index.files[entry.path] = entry
-            if index.cache is not None:
-                index.cache.put(entry)
-        stats.skipped = skipped
-        index._reindex_all()
+        with parallel.no_gc():
+            for entry in parallel.parse_all(pending, workers):
+                stats.parsed += 1
+                index.files[entry.path] = entry
+                if index.cache is not None:
+                    index.cache.put(entry)
+            stats.skipped = skipped
+            index._reindex_all()
         index.generation += 1
         stats.seconds = time.perf_counter() - started
         return index

@@ -248,12 +248,12 @@ def test_incremental_edits_in_a_large_file_reextract_only_the_region(
 
 
 def test_parallel_build_equals_serial_build(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.context import index as index_module
+    from pipeline.context import parallel
 
     for n in range(6):
         write(project, f"gen/g{n}.c", b'#include "list.h"\nint g%d(struct list *l) { return list_push(l, %d); }\n' % (n, n))
     serial = WorkspaceIndex.build(str(project), use_cache=False, workers=1)
-    monkeypatch.setattr(index_module, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
     parallel = WorkspaceIndex.build(str(project), use_cache=False, workers=2)
     assert list(parallel.files) == list(serial.files)
     assert all(parallel.files[p].symbols == serial.files[p].symbols for p in serial.files)
