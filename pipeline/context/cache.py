@@ -9,7 +9,7 @@ import msgspec
 from pipeline.context.symbols import FileIndex
 
 # Bump when the extracted data changes shape or meaning, so stale entries are never read back.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class IndexCache:

@@ -15,7 +15,7 @@ import tree_sitter
 import tree_sitter_c
 
 from pipeline.context import symbols as k
-from pipeline.context.symbols import FileIndex, Include, Reference, Symbol
+from pipeline.context.symbols import FileIndex, Include, References, Symbol
 
 LANGUAGE = tree_sitter.Language(tree_sitter_c.language())
 
@@ -466,10 +466,8 @@ class _Builder:
         )
 
 
-# Reference kinds by code, in string order: references at one byte sort call < ident < type as the strings do.
-_REF_KINDS = np.array([k.REF_CALL, k.REF_IDENT, k.REF_TYPE], dtype=object)
-_CALL, _IDENTIFIER, _TYPE = 0, 1, 2
-_IDENT_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Indices into k.REF_KINDS.
+_CALL, _IDENTIFIER, _TYPE = (k.REF_KINDS.index(kind) for kind in (k.REF_CALL, k.REF_IDENT, k.REF_TYPE))
 
 
 def _starts_ends(nodes: list[tree_sitter.Node]) -> tuple[list[int], list[int]]:
@@ -482,12 +480,6 @@ def _member(values: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[where] == values
 
 
-def _as_text(data: bytes) -> str:
-    """`data` as a str indexed by byte offset: latin-1 maps each byte to one character (names are re-decoded
-    as UTF-8 where they hold non-ASCII bytes)."""
-    return data.decode("ascii") if data.isascii() else data.decode("latin-1")
-
-
 def _references(
     data: bytes,
     found: dict[str, list[tree_sitter.Node]],
@@ -495,54 +487,64 @@ def _references(
     defining: list[int],
     lo: int,
     hi: int | None,
-) -> list[Reference]:
-    """References from the query captures: bulk arrays for line, column and enclosing symbol instead of a
-    per-reference Python loop (this runs over ~10^5 nodes per large file)."""
+) -> References:
+    """References from the query captures, computed as whole arrays (a large file has ~10^5): no Python object
+    per reference."""
     end = len(data) if hi is None else hi
     call_s, call_e = _starts_ends(found.get("call", []))
     ident_s, ident_e = _starts_ends(found.get("ident", []))
     type_s, type_e = _starts_ends(found.get("type", []))
-    n_call, n_ident = len(call_s), len(ident_s)
-    starts = np.array(call_s + ident_s + type_s, dtype=np.int64)
-    ends = np.array(call_e + ident_e + type_e, dtype=np.int64)
-    kinds = np.repeat(np.array([_CALL, _IDENTIFIER, _TYPE], dtype=np.int8), [n_call, n_ident, len(type_s)])
+    # Macro bodies are opaque text to tree-sitter: their identifiers are the macro's dependencies.
+    macro = [
+        match.span()
+        for node in found.get("macro_body", ())
+        if hi is None or lo <= node.start_byte < end
+        for match in _IDENT.finditer(data, node.start_byte, node.end_byte)
+    ]
+    n_call, n_ident, n_type = len(call_s), len(ident_s), len(type_s)
+    # Calls, identifiers, macro-body identifiers, types: a stable sort by start then orders references at one
+    # byte as (start, kind) tuples would.
+    starts = np.array(call_s + ident_s + [m[0] for m in macro] + type_s, dtype=np.int64)
+    ends = np.array(call_e + ident_e + [m[1] for m in macro] + type_e, dtype=np.int64)
+    kinds = np.repeat(
+        np.array([_CALL, _IDENTIFIER, _IDENTIFIER, _TYPE], dtype=np.uint8), [n_call, n_ident, len(macro), n_type]
+    )
     keep = np.ones(len(starts), dtype=bool)
     if hi is not None:
         keep &= (starts >= lo) & (starts < end)
+        keep[n_call + n_ident : n_call + n_ident + len(macro)] = True  # their macro started inside
     # The defining occurrence of a name is not a use of it; a called identifier is a call, not also an ident.
     skip = np.unique(np.array(defining + call_s, dtype=np.int64))
+    tree_nodes = np.ones(len(starts), dtype=bool)
+    tree_nodes[:n_call] = False
+    tree_nodes[n_call + n_ident : n_call + n_ident + len(macro)] = False
     if len(skip):
-        keep[n_call:] &= ~_member(starts[n_call:], skip)
+        keep[tree_nodes] &= ~_member(starts[tree_nodes], skip)
     starts, ends, kinds = starts[keep], ends[keep], kinds[keep]
-    text = _as_text(data)
-    names = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
-    # Macro bodies are opaque text to tree-sitter: their identifiers are the macro's dependencies.
-    macro_s: list[int] = []
-    for node in found.get("macro_body", ()):
-        if hi is None or lo <= node.start_byte < end:
-            for match in _IDENT_TEXT.finditer(text, node.start_byte, node.end_byte):
-                macro_s.append(match.start())
-                names.append(match.group())
-    if macro_s:
-        starts = np.concatenate([starts, np.array(macro_s, dtype=np.int64)])
-        kinds = np.concatenate([kinds, np.full(len(macro_s), _IDENTIFIER, dtype=np.int8)])
-    if not data.isascii():
-        names = [n if n.isascii() else n.encode("latin-1").decode("utf-8", "replace") for n in names]
     order = np.argsort(starts, kind="stable")
-    starts = starts[order]
+    starts, ends, kinds = starts[order], ends[order], kinds[order]
+    names, offsets = _names(data, starts, ends)
     rows, columns = _rows_columns(data, starts, lo, end)
-    owners = _owners(spans, starts)
-    return list(
-        map(
-            Reference,
-            np.array(names, dtype=object)[order].tolist(),
-            _REF_KINDS[kinds[order]].tolist(),
-            rows.tolist(),
-            columns.tolist(),
-            starts.tolist(),
-            owners,
-        )
-    )
+    owners, owner_names = _owners(spans, starts)
+    return References.from_columns(names, offsets, kinds, rows, columns, starts, owners, owner_names)
+
+
+def _names(data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[str, np.ndarray]:
+    """The text of each [start, end) byte range, each followed by "\n", in one string; and where each begins."""
+    lengths = ends - starts + 1
+    offsets = np.cumsum(lengths) - lengths
+    total = int(lengths.sum())
+    # Source position of every output byte: a run start..end for each name, its last slot the separator.
+    positions = np.arange(total, dtype=np.int64) - np.repeat(offsets - starts, lengths)
+    blob = np.frombuffer(data + b"\n", dtype=np.uint8)[positions]  # a name ending the file reads one past it
+    blob[offsets + lengths - 1] = 10
+    raw = blob.tobytes()
+    if raw.isascii():
+        return raw.decode("ascii"), offsets
+    # Non-ASCII names: decode each (character offsets differ from byte offsets).
+    parts = [data[a:b].decode("utf-8", "replace") for a, b in zip(starts.tolist(), ends.tolist())]
+    lengths = np.array([len(p) + 1 for p in parts], dtype=np.int64)
+    return "".join(p + "\n" for p in parts), np.cumsum(lengths) - lengths
 
 
 def _rows_columns(data: bytes, starts: np.ndarray, lo: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -555,15 +557,15 @@ def _rows_columns(data: bytes, starts: np.ndarray, lo: int, end: int) -> tuple[n
     return local + first_row, starts - line_starts[local]
 
 
-def _owners(spans: list[tuple[int, int, str]], starts: np.ndarray) -> list[str]:
-    """Name of the definition span around each offset: the first span (by start) ending after it, when it has
-    begun there; spans of broken code may nest, which this rule resolves like a forward merge would."""
+def _owners(spans: list[tuple[int, int, str]], starts: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The definition span around each offset, as an index into the span names (-1: none): the first span (by
+    start) ending after it, when it has begun there; spans of broken code may nest, which this rule resolves
+    like a forward merge would."""
     if not spans:
-        return [""] * len(starts)
+        return np.full(len(starts), -1, dtype=np.int32), []
     span_starts = np.array([s[0] for s in spans], dtype=np.int64)
     reach = np.maximum.accumulate(np.array([s[1] for s in spans], dtype=np.int64))
     index = np.searchsorted(reach, starts, side="right")
-    names = np.array([s[2] for s in spans] + [""], dtype=object)
     inside = index < len(spans)
     inside[inside] &= span_starts[index[inside]] <= starts[inside]
-    return names[np.where(inside, index, len(spans))].tolist()
+    return np.where(inside, index, -1), [s[2] for s in spans]

@@ -4,10 +4,11 @@ definitions around the edit are extracted again; everything after it is shifted,
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 import tree_sitter
 
 from pipeline.context import cparse
-from pipeline.context.symbols import FileIndex, Include, Reference, Symbol
+from pipeline.context.symbols import FileIndex, Include, References, Symbol
 
 # Siblings re-extracted on each side of an edited unit: a doc comment links a definition to the node above it.
 _NEIGHBOURS = 2
@@ -129,14 +130,8 @@ def reextract(
             )
     symbols.sort(key=lambda s: (s.start_byte, s.name_byte))
 
-    references: list[Reference] = [r for r in old_entry.references if r.start_byte < region_lo]
-    references.extend(fresh.references)
-    for r in old_entry.references:
-        if r.start_byte >= old_hi:
-            start = r.start_byte + delta
-            line = r.line + line_delta
-            column = r.column if line != boundary_row else start - (data.rfind(b"\n", 0, start) + 1)
-            references.append(Reference(r.name, r.kind, line, column, start, r.enclosing))
+    references = _splice(old_entry.references, fresh.references, region_lo, old_hi, delta, line_delta)
+    _fix_columns(references, data, boundary_row)
 
     lo_row = data.count(b"\n", 0, region_lo)
     old_hi_row = old_data.count(b"\n", 0, old_hi)
@@ -159,3 +154,46 @@ def reextract(
         includes=includes,
         error_lines=error_lines,
     )
+
+
+def _splice(old: References, fresh: References, lo: int, old_hi: int, delta: int, line_delta: int) -> References:
+    """Old references before `lo`, then the fresh ones, then old ones from `old_hi` on, shifted by the edit."""
+    starts = old.column("starts")
+    cut_lo, cut_hi = np.searchsorted(starts, [lo, old_hi]).tolist()
+    offsets = old.column("offsets")
+    text_lo = int(offsets[cut_lo]) if cut_lo < len(offsets) else len(old.names)
+    text_hi = int(offsets[cut_hi]) if cut_hi < len(offsets) else len(old.names)
+    tail = old.names[text_hi:]
+    fresh_owners = fresh.column("owners")
+    return References.from_columns(
+        old.names[:text_lo] + fresh.names + tail,
+        np.concatenate(
+            [offsets[:cut_lo], fresh.column("offsets") + text_lo, offsets[cut_hi:] - text_hi + text_lo + len(fresh.names)]
+        ),
+        np.frombuffer(old.kinds[:cut_lo] + fresh.kinds + old.kinds[cut_hi:], dtype=np.uint8),
+        np.concatenate([old.column("lines")[:cut_lo], fresh.column("lines"), old.column("lines")[cut_hi:] + line_delta]),
+        np.concatenate([old.column("columns")[:cut_lo], fresh.column("columns"), old.column("columns")[cut_hi:]]),
+        np.concatenate([starts[:cut_lo], fresh.column("starts"), starts[cut_hi:] + delta]),
+        np.concatenate(
+            [
+                old.column("owners")[:cut_lo],
+                np.where(fresh_owners >= 0, fresh_owners + len(old.owner_names), -1),
+                old.column("owners")[cut_hi:],
+            ]
+        ),
+        old.owner_names + fresh.owner_names,
+    )
+
+
+def _fix_columns(references: References, data: bytes, row: int) -> None:
+    """Recompute the columns of references on line `row`, where text before them may have changed."""
+    lines = references.column("lines")
+    on_row = np.flatnonzero(lines == row)
+    if not len(on_row):
+        return
+    columns = references.column("columns").copy()
+    starts = references.column("starts")
+    for i in on_row.tolist():
+        start = int(starts[i])
+        columns[i] = start - (data.rfind(b"\n", 0, start) + 1)
+    references.columns = columns.tobytes()

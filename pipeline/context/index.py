@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import shlex
@@ -301,10 +300,7 @@ class WorkspaceIndex:
         entry = self.files.get(symbol.file)
         if entry is None:
             return []
-        refs = entry.references
-        lo = bisect.bisect_left(refs, symbol.start_byte, key=lambda r: r.start_byte)
-        hi = bisect.bisect_left(refs, symbol.end_byte, key=lambda r: r.start_byte)
-        return refs[lo:hi]
+        return entry.references.between(symbol.start_byte, symbol.end_byte)
 
     def includes(self, path: str) -> list[str]:
         entry = self.files.get(self._rel(path))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.context.symbols import ENUMERATOR, FUNCTION, MACRO, MACRO_FUNCTION, PROTOTYPE, REF_IDENT
+from pipeline.context.symbols import ENUMERATOR, FUNCTION, MACRO, MACRO_FUNCTION, PROTOTYPE, REF_IDENT, REF_KINDS
 
 _IDENT_KINDS = frozenset({MACRO, MACRO_FUNCTION, ENUMERATOR, FUNCTION, PROTOTYPE})
 
@@ -62,18 +62,30 @@ def symbol_ranks(index: WorkspaceIndex) -> dict[str, float]:
             names.setdefault(symbol.name, len(names))
             if symbol.kind in _IDENT_KINDS:
                 ident_targets.add(symbol.name)
-    src: list[int] = []
-    dst: list[int] = []
+    ident_names = {name: i for name, i in names.items() if name in ident_targets}
+    ident_code = REF_KINDS.index(REF_IDENT)
+    src: list[np.ndarray] = []
+    dst: list[np.ndarray] = []
     for entry in index.files.values():
-        for ref in entry.references:
-            if not ref.enclosing or (ref.kind == REF_IDENT and ref.name not in ident_targets):
-                continue
-            a = names.get(ref.enclosing)
-            b = names.get(ref.name)
-            if a is not None and b is not None and a != b:
-                src.append(a)
-                dst.append(b)
-    ranks = pagerank(len(names), np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
+        refs = entry.references
+        if not len(refs):
+            continue
+        # Columns, not Reference objects: this visits every reference of the workspace.
+        owner_ids = np.array([names.get(o, -1) for o in refs.owner_names] + [-1], dtype=np.int64)
+        a = owner_ids[refs.column("owners")]  # owner -1 (file scope) reads the trailing -1
+        b = np.array(
+            [(ident_names if kind == ident_code else names).get(name, -1)
+             for name, kind in zip(refs.name_list(), refs.kind_codes().tolist())],
+            dtype=np.int64,
+        )
+        edge = (a >= 0) & (b >= 0) & (a != b)
+        src.append(a[edge])
+        dst.append(b[edge])
+    ranks = pagerank(
+        len(names),
+        np.concatenate(src) if src else np.zeros(0, dtype=np.int64),
+        np.concatenate(dst) if dst else np.zeros(0, dtype=np.int64),
+    )
     scale = float(len(names)) if len(names) else 1.0
     result = {name: float(ranks[i]) * scale for name, i in names.items()}
     _cache[index] = (index.generation, result)

@@ -179,9 +179,11 @@ def file_usage(index: WorkspaceIndex, path: str, limit: int = 40, minimum: int =
     if entry is None:
         return []
     users: dict[tuple[str, str], set[str]] = {}
-    for ref in entry.references:
-        if ref.enclosing and (ref.kind != k.REF_IDENT or ref.name.isupper()):  # lower-case idents: often locals
-            users.setdefault((ref.name, ref.kind), set()).add(ref.enclosing)
+    refs = entry.references
+    kinds = [k.REF_KINDS[code] for code in refs.kind_codes().tolist()]
+    for name, kind, owner in zip(refs.name_list(), kinds, refs.owner_list()):
+        if owner and (kind != k.REF_IDENT or name.isupper()):  # lower-case idents: often locals
+            users.setdefault((name, kind), set()).add(owner)
     common = sorted(
         ((key, len(who)) for key, who in users.items() if len(who) >= minimum), key=lambda item: (-item[1], item[0])
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import overload
+
 import msgspec
+import numpy as np
 
 # Symbol kinds produced by the C indexer.
 FUNCTION = "function"
@@ -23,6 +27,7 @@ CALLABLE_KINDS = frozenset({FUNCTION, PROTOTYPE, MACRO_FUNCTION})
 REF_CALL = "call"
 REF_TYPE = "type"
 REF_IDENT = "ident"
+REF_KINDS = (REF_CALL, REF_IDENT, REF_TYPE)  # References.kinds holds indices into this tuple
 
 
 class Symbol(msgspec.Struct, frozen=True):
@@ -57,6 +62,144 @@ class Reference(msgspec.Struct, frozen=True, array_like=True):
     enclosing: str  # name of the enclosing top-level symbol, "" at file scope
 
 
+class References(msgspec.Struct, dict=True):
+    """A file's references, sorted by start_byte, stored as columns: a large file has ~10^5 of them, and one
+    `Reference` object each would dominate indexing, transfer between processes and the cache. Reads as a
+    sequence of `Reference` (built on first use); hot loops over whole workspaces use the columns.
+
+    Canonical: equal references give equal columns (owner_names in order of first use)."""
+
+    names: str = ""  # every name followed by "\n" (names never hold one)
+    offsets: bytes = b""  # int32 per reference: where its name starts in `names`
+    kinds: bytes = b""  # uint8 per reference: index into REF_KINDS
+    lines: bytes = b""  # int32 per reference
+    columns: bytes = b""  # int32 per reference
+    starts: bytes = b""  # int32 per reference: start_byte, ascending
+    owners: bytes = b""  # int32 per reference: index into owner_names, -1 at file scope
+    owner_names: list[str] = []
+
+    @classmethod
+    def from_columns(
+        cls,
+        names: str,
+        offsets: np.ndarray,
+        kinds: np.ndarray,
+        lines: np.ndarray,
+        columns: np.ndarray,
+        starts: np.ndarray,
+        owners: np.ndarray,
+        owner_names: list[str],
+    ) -> References:
+        """From arrays; `owners` index `owner_names` (-1: none) in any order and are renumbered canonically."""
+        owners, owner_names = _canonical_owners(np.asarray(owners, dtype=np.int32), owner_names)
+        return cls(
+            names,
+            np.asarray(offsets, dtype=np.int32).tobytes(),
+            np.asarray(kinds, dtype=np.uint8).tobytes(),
+            np.asarray(lines, dtype=np.int32).tobytes(),
+            np.asarray(columns, dtype=np.int32).tobytes(),
+            np.asarray(starts, dtype=np.int32).tobytes(),
+            owners.tobytes(),
+            owner_names,
+        )
+
+    @classmethod
+    def of(cls, references: list[Reference]) -> References:
+        """From `Reference` objects (sorted by start_byte)."""
+        table: dict[str, int] = {}
+        owners = [table.setdefault(r.enclosing, len(table)) if r.enclosing else -1 for r in references]
+        lengths = np.array([len(r.name) + 1 for r in references], dtype=np.int64)
+        return cls.from_columns(
+            "".join(r.name + "\n" for r in references),
+            np.cumsum(lengths) - lengths,
+            np.array([REF_KINDS.index(r.kind) for r in references], dtype=np.uint8),
+            np.array([r.line for r in references], dtype=np.int32),
+            np.array([r.column for r in references], dtype=np.int32),
+            np.array([r.start_byte for r in references], dtype=np.int32),
+            np.array(owners, dtype=np.int32),
+            list(table),
+        )
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def column(self, name: str) -> np.ndarray:
+        """A numeric column ("offsets", "lines", "columns", "starts", "owners") as a read-only int32 array."""
+        return np.frombuffer(getattr(self, name), dtype=np.int32)
+
+    def kind_codes(self) -> np.ndarray:
+        return np.frombuffer(self.kinds, dtype=np.uint8)
+
+    def name_list(self, lo: int = 0, hi: int | None = None) -> list[str]:
+        """Names of references lo..hi (positions, not bytes)."""
+        hi = len(self) if hi is None else hi
+        if lo >= hi:
+            return []
+        offsets = self.column("offsets")
+        end = int(offsets[hi]) if hi < len(offsets) else len(self.names)
+        return self.names[int(offsets[lo]) : end].split("\n")[:-1]
+
+    def owner_list(self, lo: int = 0, hi: int | None = None) -> list[str]:
+        """Enclosing symbol names ("" at file scope) of references lo..hi."""
+        table = [*self.owner_names, ""]  # index -1: file scope
+        return [table[i] for i in self.column("owners")[lo:hi].tolist()]
+
+    def between(self, start_byte: int, end_byte: int) -> list[Reference]:
+        """References starting in [start_byte, end_byte)."""
+        starts = self.column("starts")
+        lo, hi = np.searchsorted(starts, [start_byte, end_byte]).tolist()
+        return self._build(lo, hi)
+
+    def _build(self, lo: int, hi: int) -> list[Reference]:
+        if lo >= hi:
+            return []
+        kinds = np.array(REF_KINDS, dtype=object)[self.kind_codes()[lo:hi]].tolist()
+        return list(
+            map(
+                Reference,
+                self.name_list(lo, hi),
+                kinds,
+                self.column("lines")[lo:hi].tolist(),
+                self.column("columns")[lo:hi].tolist(),
+                self.column("starts")[lo:hi].tolist(),
+                self.owner_list(lo, hi),
+            )
+        )
+
+    def as_list(self) -> list[Reference]:
+        """All references as objects, built once."""
+        built = self.__dict__.get("_built")
+        if built is None:
+            built = self.__dict__["_built"] = self._build(0, len(self))
+        return built
+
+    def __iter__(self) -> Iterator[Reference]:
+        return iter(self.as_list())
+
+    @overload
+    def __getitem__(self, index: int) -> Reference: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Reference]: ...
+    def __getitem__(self, index: int | slice) -> Reference | list[Reference]:
+        return self.as_list()[index]
+
+
+def _canonical_owners(owners: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Owner indices renumbered by first use, with the table trimmed to the names used."""
+    used = owners[owners >= 0]
+    if not len(used):
+        return np.full(len(owners), -1, dtype=np.int32), []
+    distinct, first = np.unique(used, return_index=True)
+    by_first_use = distinct[np.argsort(first)]
+    renumber = np.full(len(names), -1, dtype=np.int32)
+    # One name may sit at several indices (merged tables): all of them map to that name's first-use slot.
+    slot: dict[str, int] = {}
+    for index in by_first_use.tolist():
+        renumber[index] = slot.setdefault(names[index], len(slot))
+    result = np.where(owners >= 0, renumber[np.maximum(owners, 0)], -1).astype(np.int32)
+    return result, list(slot)
+
+
 class Include(msgspec.Struct, frozen=True):
     target: str  # as written between the quotes / angle brackets
     system: bool  # `<...>` rather than `"..."`
@@ -69,7 +212,7 @@ class FileIndex(msgspec.Struct):
     sha256: str
     size: int
     symbols: list[Symbol]
-    references: list[Reference]
+    references: References
     includes: list[Include]
     error_lines: list[int] = []  # 0-based lines of ERROR/MISSING nodes: indexed around, reported here
 

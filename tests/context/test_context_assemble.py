@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.context import ContextError, WorkspaceIndex, assemble, estimate_tokens
+from pipeline.context.cache import CACHE_FORMAT
 from pipeline.context.packing import PackEntry, pack
 from pipeline.context.precision import PRIMARY, SUPPORTING, TYPE_CONTEXT
 from pipeline.context.render import render
@@ -156,7 +157,7 @@ def test_cochange_tier_from_git_history(tmp_path: Path) -> None:
     assert tiers["alpha_step"] == "seed"
     assert tiers.get("alpha_helper") == "cochange"
     assert "gamma" not in tiers
-    assert list((tmp_path / ".cra" / "index" / "v1").glob("cochange-*.msgpack"))
+    assert list((tmp_path / ".cra" / "index" / f"v{CACHE_FORMAT}").glob("cochange-*.msgpack"))
 
 
 def test_empty_body_gets_what_neighbouring_functions_use(tmp_path: Path) -> None:
