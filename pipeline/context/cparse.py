@@ -40,7 +40,6 @@ _NULLISH = frozenset({"0", "NULL", "nullptr", "false", "-1", "0.0", "0.0f", "0u"
                       "(void*)0", "(void *)0"})
 _STUB_CALLS = frozenset({"abort", "assert", "__builtin_unreachable", "__builtin_trap"})
 _IDENT = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
-_WS = re.compile(r"\s+")
 
 _REFERENCE_QUERY = """
 (call_expression function: (identifier) @call)
@@ -136,7 +135,7 @@ def _text(data: bytes, start: int, end: int) -> str:
 
 
 def _collapse(text: str) -> str:
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split() and regex \s agree on whitespace; split is several times faster
 
 
 def _declarator_name(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
@@ -330,7 +329,7 @@ class _Builder:
             values = [c for c in node.named_children if c.type != "comment"]
             if not values:
                 return True
-            return _WS.sub("", _text(data, values[0].start_byte, values[0].end_byte)) in _NULLISH
+            return "".join(_text(data, values[0].start_byte, values[0].end_byte).split()) in _NULLISH
         if node.type == "expression_statement":
             exprs = [c for c in node.named_children if c.type != "comment"]
             if not exprs:
@@ -347,7 +346,7 @@ class _Builder:
                 if name != "assert":
                     return True
                 args = expr.child_by_field_name("arguments")
-                inner = _WS.sub("", _text(data, args.start_byte, args.end_byte)) if args is not None else ""
+                inner = "".join(_text(data, args.start_byte, args.end_byte).split()) if args is not None else ""
                 return inner.startswith(("(0", "(false"))
         return False
 
@@ -515,11 +514,9 @@ def _references(
         keep[n_call + n_ident : n_call + n_ident + len(macro)] = True  # their macro started inside
     # The defining occurrence of a name is not a use of it; a called identifier is a call, not also an ident.
     skip = np.unique(np.array(defining + call_s, dtype=np.int64))
-    tree_nodes = np.ones(len(starts), dtype=bool)
-    tree_nodes[:n_call] = False
-    tree_nodes[n_call + n_ident : n_call + n_ident + len(macro)] = False
     if len(skip):
-        keep[tree_nodes] &= ~_member(starts[tree_nodes], skip)
+        for lo_i, hi_i in ((n_call, n_call + n_ident), (len(starts) - n_type, len(starts))):
+            keep[lo_i:hi_i] &= ~_member(starts[lo_i:hi_i], skip)
     starts, ends, kinds = starts[keep], ends[keep], kinds[keep]
     order = np.argsort(starts, kind="stable")
     starts, ends, kinds = starts[order], ends[order], kinds[order]
