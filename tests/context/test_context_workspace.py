@@ -259,3 +259,25 @@ def test_parallel_build_equals_serial_build(project: Path, monkeypatch: pytest.M
     assert all(parallel.files[p].symbols == serial.files[p].symbols for p in serial.files)
     assert all(parallel.files[p].references == serial.files[p].references for p in serial.files)
     assert parallel.stats.parsed == serial.stats.parsed == 9
+
+
+def test_parallel_build_survives_a_dying_worker(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies mid-build (a crash in the parser) costs time, not files: this process parses the rest."""
+    from pipeline.context import parallel
+
+    for n in range(6):
+        write(project, f"gen/g{n}.c", b"int g%d(int x) { return x + %d; }\n" % (n, n))
+    serial = WorkspaceIndex.build(str(project), use_cache=False, workers=1)
+    parent = os.getpid()
+    real_parse = cparse.parse_source
+
+    def crash_in_worker(rel: str, data: bytes) -> FileIndex:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real_parse(rel, data)
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(cparse, "parse_source", crash_in_worker)
+    parallel_index = WorkspaceIndex.build(str(project), use_cache=False, workers=3)
+    assert list(parallel_index.files) == list(serial.files)
+    assert all(parallel_index.files[p].references == serial.files[p].references for p in serial.files)
