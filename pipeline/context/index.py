@@ -133,7 +133,8 @@ class WorkspaceIndex:
                 stats.cached += 1
                 index.files[rel] = entry
         with parallel.no_gc():
-            for entry in parallel.parse_all(pending, workers):
+            stats.processes = parallel.process_count(pending, workers)
+            for entry in parallel.parse_all(pending, stats.processes):
                 stats.parsed += 1
                 index.files[entry.path] = entry
                 if index.cache is not None:

@@ -41,21 +41,26 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def parse_all(pending: list[tuple[str, bytes]], processes: int | None = None) -> list[FileIndex]:
-    """`cparse.parse_source` of each (path, data), in order. `processes`: how many processes parse, this one
-    included (default: one per CPU, at most MAX_PROCESSES)."""
+def process_count(pending: list[tuple[str, bytes]], processes: int | None = None) -> int:
+    """How many processes `parse_all` uses, this one included: `processes` if given (default: one per CPU, at
+    most MAX_PROCESSES), and 1 for little work or where processes cannot be forked."""
     count = min(MAX_PROCESSES, cpus()) if processes is None else processes
     count = min(count, len(pending))
     if count <= 1 or sum(len(data) for _, data in pending) < PARALLEL_MIN_BYTES:
-        return [cparse.parse_source(rel, data) for rel, data in pending]
+        return 1
     if "fork" not in multiprocessing.get_all_start_methods():
-        # Spawned workers would re-import the whole program and receive every file's bytes by pickle.
-        return [cparse.parse_source(rel, data) for rel, data in pending]
-    try:
-        return _parse_forked(pending, count)
-    except OSError:
-        # No processes allowed here (sandboxes, restricted hosts): parse in this process instead.
-        return [cparse.parse_source(rel, data) for rel, data in pending]
+        return 1  # spawned workers would re-import the whole program and receive every file's bytes by pickle
+    return count
+
+
+def parse_all(pending: list[tuple[str, bytes]], processes: int = 1) -> list[FileIndex]:
+    """`cparse.parse_source` of each (path, data), in order, in `processes` processes (see `process_count`)."""
+    if processes > 1:
+        try:
+            return _Forked(pending).run(processes - 1)
+        except (OSError, ImportError):
+            pass  # no processes or semaphores here (sandboxes, restricted hosts): parse in this process instead
+    return [cparse.parse_source(rel, data) for rel, data in pending]
 
 
 def _claim(counter: Any, total: int) -> int | None:
@@ -81,52 +86,71 @@ def _worker(pending: list[tuple[str, bytes]], order: list[int], counter: Any, re
     results.join_thread()  # a queue's feeder thread writes while this process parses: never blocked on a reader
 
 
-def _parse_forked(pending: list[tuple[str, bytes]], count: int) -> list[FileIndex]:
-    context = multiprocessing.get_context("fork")
-    # Largest first, so that no big file starts last and leaves the other processes idle at the end.
-    order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
-    counter = context.Value("i", 1)  # position 0, the largest file, is this process's: its result needs no transfer
-    results = context.Queue()
-    cparse.parser(), cparse.query()  # built once here, inherited by the workers
-    workers = [
-        context.Process(target=_worker, args=(pending, order, counter, results), daemon=True) for _ in range(count - 1)
-    ]
-    for worker in workers:
-        worker.start()
-    done: dict[int, FileIndex] = {}
-    decoder = msgspec.msgpack.Decoder(FileIndex)
-    finished = 0
+class _Forked:
+    """One parallel parse: this process and forked workers claim files from a shared counter."""
 
-    def receive(item: tuple[int, bytes] | None) -> None:
-        nonlocal finished
-        if item is None:
-            finished += 1
-        else:
-            done[item[0]] = decoder.decode(item[1])
+    def __init__(self, pending: list[tuple[str, bytes]]) -> None:
+        self.pending = pending
+        # Largest first, so that no big file starts last and leaves the other processes idle at the end.
+        self.order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
+        self.context = multiprocessing.get_context("fork")
+        # Position 0, the largest file, is this process's: its result needs no transfer.
+        self.counter = self.context.Value("i", 1)
+        self.results = self.context.Queue()
+        self.done: dict[int, FileIndex] = {}
+        self.finished = 0  # workers that reported the end of their work
+        self.decoder = msgspec.msgpack.Decoder(FileIndex)
 
-    position: int | None = 0
-    while position is not None:
-        rel, data = pending[order[position]]
-        done[order[position]] = cparse.parse_source(rel, data)
-        # Decode what the workers sent meanwhile, so that little is left to decode once parsing ends.
+    def run(self, worker_count: int) -> list[FileIndex]:
+        cparse.parser(), cparse.query()  # built once here, inherited by the workers
+        workers: list[Any] = []
+        try:
+            for _ in range(worker_count):
+                worker = self.context.Process(
+                    target=_worker, args=(self.pending, self.order, self.counter, self.results), daemon=True
+                )
+                try:
+                    worker.start()
+                except OSError:
+                    break  # fewer workers (none: this process parses everything)
+                workers.append(worker)
+            self._parse_here()
+            self._collect(workers)
+        finally:
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()  # only after an error here: a finished worker has exited
+                worker.join()
+            self.results.close()
+        # Files a worker claimed but never delivered (it died) are parsed here.
+        return [self.done.get(i) or cparse.parse_source(*self.pending[i]) for i in range(len(self.pending))]
+
+    def _parse_here(self) -> None:
+        position: int | None = 0
+        while position is not None:
+            index = self.order[position]
+            self.done[index] = cparse.parse_source(*self.pending[index])
+            self._drain()  # decoding as results arrive leaves little to decode once parsing ends
+            position = _claim(self.counter, len(self.order))
+
+    def _collect(self, workers: list[Any]) -> None:
+        while self.finished < len(workers):
+            try:
+                self._receive(self.results.get(timeout=0.5))
+            except queue.Empty:
+                if not any(worker.is_alive() for worker in workers):
+                    break  # a worker died
+        self._drain()  # results sent just before a worker exited
+
+    def _drain(self) -> None:
         while True:
             try:
-                receive(results.get_nowait())
+                self._receive(self.results.get_nowait())
             except queue.Empty:
-                break
-        position = _claim(counter, len(order))
-    while finished < len(workers):
-        try:
-            receive(results.get(timeout=0.5))
-        except queue.Empty:
-            if not any(worker.is_alive() for worker in workers):
-                break  # a worker died (its files are parsed below)
-    while True:  # results a worker sent just before exiting
-        try:
-            receive(results.get_nowait())
-        except queue.Empty:
-            break
-    for worker in workers:
-        worker.join()
-    results.close()
-    return [done[i] if i in done else cparse.parse_source(*pending[i]) for i in range(len(pending))]
+                return
+
+    def _receive(self, item: tuple[int, bytes] | None) -> None:
+        if item is None:
+            self.finished += 1
+        else:
+            self.done[item[0]] = self.decoder.decode(item[1])

@@ -229,6 +229,7 @@ class IndexStats(msgspec.Struct):
     bytes: int = 0
     parsed: int = 0  # files parsed this run
     cached: int = 0  # files loaded from the persisted cache without parsing
+    processes: int = 1  # processes that parsed, this one included
     skipped: list[SkippedFile] = []
     seconds: float = 0.0
 
