@@ -465,18 +465,22 @@ class _Builder:
         )
 
 
-# Indices into k.REF_KINDS.
-_CALL, _IDENTIFIER, _TYPE = (k.REF_KINDS.index(kind) for kind in (k.REF_CALL, k.REF_IDENT, k.REF_TYPE))
+# Where a reference comes from (0-3), and its kind as an index into k.REF_KINDS.
+_IDENT_SOURCE, _MACRO_SOURCE, _TYPE_SOURCE = 1, 2, 3
+_SOURCE_KINDS = np.array([k.REF_KINDS.index(kind) for kind in (k.REF_CALL, k.REF_IDENT, k.REF_IDENT, k.REF_TYPE)],
+                         dtype=np.uint8)
 
 
 def _starts_ends(nodes: list[tree_sitter.Node]) -> tuple[list[int], list[int]]:
     return [n.start_byte for n in nodes], [n.end_byte for n in nodes]
 
 
-def _member(values: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """values in `table` (sorted): a binary search, cheaper than np.isin for these sizes."""
-    where = np.minimum(np.searchsorted(table, values), len(table) - 1)
-    return table[where] == values
+def _at_any(starts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For sorted `starts`: which equal one of the sorted, distinct `values` (a search per value, not per start)."""
+    first = np.searchsorted(starts, values, "left")
+    after = np.searchsorted(starts, values, "right")
+    depth = np.bincount(first, minlength=len(starts) + 1) - np.bincount(after, minlength=len(starts) + 1)
+    return np.cumsum(depth[:-1]) > 0
 
 
 def _references(
@@ -500,26 +504,26 @@ def _references(
         if hi is None or lo <= node.start_byte < end
         for match in _IDENT.finditer(data, node.start_byte, node.end_byte)
     ]
-    n_call, n_ident, n_type = len(call_s), len(ident_s), len(type_s)
-    # Calls, identifiers, macro-body identifiers, types: a stable sort by start then orders references at one
-    # byte as (start, kind) tuples would.
+    # Sources in the order that breaks ties at one byte as (start, kind) tuples would: calls, identifiers,
+    # macro-body identifiers, types.
+    sources = np.repeat(
+        np.arange(4, dtype=np.uint8), [len(call_s), len(ident_s), len(macro), len(type_s)]
+    )
     starts = np.array(call_s + ident_s + [m[0] for m in macro] + type_s, dtype=np.int64)
     ends = np.array(call_e + ident_e + [m[1] for m in macro] + type_e, dtype=np.int64)
-    kinds = np.repeat(
-        np.array([_CALL, _IDENTIFIER, _IDENTIFIER, _TYPE], dtype=np.uint8), [n_call, n_ident, len(macro), n_type]
-    )
-    keep = np.ones(len(starts), dtype=bool)
     if hi is not None:
-        keep &= (starts >= lo) & (starts < end)
-        keep[n_call + n_ident : n_call + n_ident + len(macro)] = True  # their macro started inside
+        inside = ((starts >= lo) & (starts < end)) | (sources == _MACRO_SOURCE)  # their macro started inside
+        starts, ends, sources = starts[inside], ends[inside], sources[inside]
+    # A stable sort by start (capture lists are not in document order); unique keys let a plain sort do it.
+    count = len(starts)
+    order = np.argsort(starts * count + np.arange(count))
+    starts, ends, sources = starts[order], ends[order], sources[order]
     # The defining occurrence of a name is not a use of it; a called identifier is a call, not also an ident.
     skip = np.unique(np.array(defining + call_s, dtype=np.int64))
-    if len(skip):
-        for lo_i, hi_i in ((n_call, n_call + n_ident), (len(starts) - n_type, len(starts))):
-            keep[lo_i:hi_i] &= ~_member(starts[lo_i:hi_i], skip)
-    starts, ends, kinds = starts[keep], ends[keep], kinds[keep]
-    order = np.argsort(starts, kind="stable")
-    starts, ends, kinds = starts[order], ends[order], kinds[order]
+    if len(skip) and count:
+        keep = ~(_at_any(starts, skip) & ((sources == _IDENT_SOURCE) | (sources == _TYPE_SOURCE)))
+        starts, ends, sources = starts[keep], ends[keep], sources[keep]
+    kinds = _SOURCE_KINDS[sources]
     names, offsets = _names(data, starts, ends)
     rows, columns = _rows_columns(data, starts, lo, end)
     owners, owner_names = _owners(spans, starts)
