@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "qwen2.5-coder-1.5b also works)")
     parser.add_argument("--tasks", type=int, default=None, help="at most N tasks of each kind (default: all)")
     parser.add_argument("--only", choices=("implement", "tests"), default=None, help="run one kind of task")
+    parser.add_argument("--function", action="append", default=None, metavar="NAME",
+                        help="only the tasks on this function (repeatable), e.g. to re-run a task")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--cache-dir", default=default_cache_dir(), help="where the downloaded packages are kept")
     parser.add_argument("--ab", nargs="+", metavar="CONFIG", default=None,
@@ -237,11 +239,14 @@ def _ask_naive(engine: Any, model: Any, ws: TaskWorkspace, filename: str, budget
 
 
 # ---- the benchmark -------------------------------------------------------------------------------------------------
-def select_tasks(only: str | None, limit: int | None) -> list[TaskSpec]:
-    """Up to `limit` tasks of each kind, interleaved (two implement, one tests) so that a time budget that stops
-    the run early still leaves both kinds measured."""
-    implement = IMPLEMENT_TASKS[:limit] if only in (None, "implement") else []
-    tests = TESTS_TASKS[:limit] if only in (None, "tests") else []
+def select_tasks(only: str | None, limit: int | None, functions: list[str] | None = None) -> list[TaskSpec]:
+    """Up to `limit` tasks of each kind (on `functions` only, when given), interleaved (two implement, one tests)
+    so that a time budget that stops the run early still leaves both kinds measured."""
+    def wanted(specs: list[TaskSpec]) -> list[TaskSpec]:
+        return [s for s in specs if not functions or s.function in functions][:limit]
+
+    implement = wanted(IMPLEMENT_TASKS) if only in (None, "implement") else []
+    tests = wanted(TESTS_TASKS) if only in (None, "tests") else []
     chosen: list[TaskSpec] = []
     while implement or tests:
         chosen += implement[:2] + tests[:1]
@@ -278,7 +283,7 @@ def run(args: argparse.Namespace, *, engine: Any = None, source_roots: dict[str,
     own (a tiny model, a local project) instead of the defaults."""
     started = time.monotonic()
     sides = sides or sides_for(args)
-    specs = select_tasks(args.only, args.tasks)
+    specs = select_tasks(args.only, args.tasks, args.function)
     work_dir = tempfile.mkdtemp(prefix="cra-bench-quality-")
     try:
         workspaces, dropped = prepare(specs, args.cache_dir, work_dir, source_roots)

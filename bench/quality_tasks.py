@@ -103,12 +103,18 @@ IMPLEMENT_TASKS: list[TaskSpec] = [
     TaskSpec("implement", "pycryptodome", "Salsa20.c", "advance_counter"),
     TaskSpec("implement", "pycryptodome", "pkcs1_decode.c", "safe_search"),
 ]
-# Tests are written in a separate file, so the function must be callable from it: pkcs1_decode's helpers are
-# `STATIC`, which the package's test build defines away.
+# Tests are written in a separate file, so the function must be callable from it: these helpers are `STATIC`,
+# which the package's test build defines away (`static` ones cannot be tested from outside). Interleaved across
+# units, like the implement tasks.
 TESTS_TASKS: list[TaskSpec] = [
     TaskSpec("tests", "pycryptodome", "pkcs1_decode.c", "safe_select_idx"),
+    TaskSpec("tests", "pycryptodome", "raw_ctr.c", "add_be"),
+    TaskSpec("tests", "pycryptodome", "mod25519.c", "add32"),
     TaskSpec("tests", "pycryptodome", "pkcs1_decode.c", "propagate_ones"),
+    TaskSpec("tests", "pycryptodome", "raw_ctr.c", "add_le"),
+    TaskSpec("tests", "pycryptodome", "mod25519.c", "cswap"),
     TaskSpec("tests", "pycryptodome", "pkcs1_decode.c", "set_if_match"),
+    TaskSpec("tests", "pycryptodome", "mod25519.c", "convert_le8_to_le25p5"),
     TaskSpec("tests", "pycryptodome", "pkcs1_decode.c", "safe_search"),
     TaskSpec("tests", "pycryptodome", "pkcs1_decode.c", "safe_select"),
 ]

@@ -270,3 +270,6 @@ def test_tasks_of_both_kinds_are_interleaved_and_limited() -> None:
     assert [t.kind for t in both] == ["implement", "implement", "tests", "implement", "tests", "tests"]
     assert quality.select_tasks("tests", None) == qt.TESTS_TASKS
     assert [t.kind for t in quality.select_tasks("implement", 2)] == ["implement", "implement"]
+    picked = quality.select_tasks(None, None, ["add_be", "set_if_match"])
+    assert {(t.kind, t.function) for t in picked} == {("implement", "add_be"), ("implement", "set_if_match"),
+                                                     ("tests", "add_be"), ("tests", "set_if_match")}
