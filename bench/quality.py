@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "qwen2.5-coder-1.5b also works)")
     parser.add_argument("--tasks", type=int, default=None, help="at most N tasks of each kind (default: all)")
     parser.add_argument("--only", choices=("implement", "tests"), default=None, help="run one kind of task")
+    parser.add_argument("--call-timeout", type=float, default=900.0,
+                        help="seconds per model call, for every role (default 900: this benchmark measures quality, "
+                             "and a busy machine should not turn slow calls into failures; seconds are reported)")
     parser.add_argument("--function", action="append", default=None, metavar="NAME",
                         help="only the tasks on this function (repeatable), e.g. to re-run a task")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -123,12 +126,20 @@ def _names_models(path: str) -> bool:
         raise QualityError(f"{path}: cannot read it as TOML: {exc}") from None
 
 
-def config_for(side: Side, ws: TaskWorkspace) -> Config:
-    """The side's config for one task workspace: the benchmark fixes validation (the package's own test build),
-    the side fixes models and adapters."""
+def config_for(side: Side, ws: TaskWorkspace, call_timeout: float | None = None) -> Config:
+    """The side's config for one task workspace: the benchmark fixes validation (the package's own test build)
+    and, when given, every role's call timeout; the side fixes models and adapters."""
+    from pipeline.config import ROLES
+
     overrides: dict[str, Any] = {"validation": {"flags": ws.flags, "test_command": ws.test_command()}}
-    if side.models:
-        overrides["models"] = {role: {"model": ref} for role, ref in side.models.items()}
+    models: dict[str, dict[str, Any]] = {}
+    for role, ref in (side.models or {}).items():
+        models.setdefault(role, {})["model"] = ref
+    if call_timeout is not None:
+        for role in ROLES:
+            models.setdefault(role, {})["default_timeout"] = call_timeout
+    if models:
+        overrides["models"] = models
     try:
         config = load_config(ws.root, overrides=overrides, path=side.config_path, user=side.user_config)
     except ConfigError as exc:
@@ -303,7 +314,7 @@ def run(args: argparse.Namespace, *, engine: Any = None, source_roots: dict[str,
                 if budget is not None and time.monotonic() - started > budget:
                     stopped_early = True
                     break
-                config = config_for(side, ws)
+                config = config_for(side, ws, args.call_timeout)
                 rows.append(run_pipeline(side, ws, config, engine))
                 if not args.no_naive:
                     rows.append(run_naive(side, ws, config, engine))
@@ -320,6 +331,7 @@ def run(args: argparse.Namespace, *, engine: Any = None, source_roots: dict[str,
         "tasks_run": len({r.task for r in rows}),
         "stopped_by_time_budget": stopped_early,
         "dropped": dropped,
+        "call_timeout_s": args.call_timeout,
         "wall_seconds": round(time.monotonic() - started, 1),
         "packages": sorted({f"{LIBRARIES[s.library].package}=={LIBRARIES[s.library].version}" for s in specs}),
         "judge": "gcc + the package's own tests (implement); generated tests pass on the original and fail on "

@@ -263,6 +263,9 @@ def test_ab_config_files_become_two_sides(mini_root: Path, tmp_path: Path) -> No
     assert (ca.context.budget_tokens, cb.context.budget_tokens) == (800, 1600)
     assert ca.models["coding"].model == str(model)  # the benchmark's model, as the files name none
     assert ca.validation.test_command == ws.test_command() and "-std=c11" in ca.validation.flags
+    slow = quality.config_for(a, ws, 900.0)
+    assert {m.default_timeout for m in slow.models.values()} == {900.0}
+    assert slow.models["coding"].model == str(model)
 
 
 def test_tasks_of_both_kinds_are_interleaved_and_limited() -> None:
