@@ -506,9 +506,7 @@ def _references(
     ]
     # Sources in the order that breaks ties at one byte as (start, kind) tuples would: calls, identifiers,
     # macro-body identifiers, types.
-    sources = np.repeat(
-        np.arange(4, dtype=np.uint8), [len(call_s), len(ident_s), len(macro), len(type_s)]
-    )
+    sources = np.repeat(np.arange(4, dtype=np.uint8), [len(call_s), len(ident_s), len(macro), len(type_s)])
     starts = np.array(call_s + ident_s + [m[0] for m in macro] + type_s, dtype=np.int64)
     ends = np.array(call_e + ident_e + [m[1] for m in macro] + type_e, dtype=np.int64)
     if hi is not None:

@@ -103,23 +103,6 @@ class References(msgspec.Struct, dict=True):
             owner_names,
         )
 
-    @classmethod
-    def of(cls, references: list[Reference]) -> References:
-        """From `Reference` objects (sorted by start_byte)."""
-        table: dict[str, int] = {}
-        owners = [table.setdefault(r.enclosing, len(table)) if r.enclosing else -1 for r in references]
-        lengths = np.array([len(r.name) + 1 for r in references], dtype=np.int64)
-        return cls.from_columns(
-            "".join(r.name + "\n" for r in references),
-            np.cumsum(lengths) - lengths,
-            np.array([REF_KINDS.index(r.kind) for r in references], dtype=np.uint8),
-            np.array([r.line for r in references], dtype=np.int32),
-            np.array([r.column for r in references], dtype=np.int32),
-            np.array([r.start_byte for r in references], dtype=np.int32),
-            np.array(owners, dtype=np.int32),
-            list(table),
-        )
-
     def __len__(self) -> int:
         return len(self.kinds)
 
