@@ -4,9 +4,11 @@ shared counter. tree-sitter parsing holds the GIL, so threads would not help."""
 from __future__ import annotations
 
 import gc
+import mmap
 import multiprocessing
 import os
 import queue
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,21 +65,30 @@ def parse_all(pending: list[tuple[str, bytes]], processes: int = 1) -> list[File
     return [cparse.parse_source(rel, data) for rel, data in pending]
 
 
-def _claim(counter: Any, total: int) -> int | None:
-    """The next unclaimed position in the largest-first order, or None when all are taken."""
-    with counter.get_lock():
-        position = counter.value
-        if position >= total:
-            return None
-        counter.value = position + 1
-    return position
+class _Counter:
+    """An int shared by forked processes: anonymous shared memory under a lock (multiprocessing.Value would
+    import ctypes, which costs more than the whole counter is used for)."""
+
+    def __init__(self, context: Any, start: int) -> None:
+        self._memory = mmap.mmap(-1, 8)  # anonymous: shared with children forked after this
+        self._lock = context.Lock()
+        struct.pack_into("q", self._memory, 0, start)
+
+    def claim(self, total: int) -> int | None:
+        """The current value, which is then incremented; None once it reached `total`."""
+        with self._lock:
+            (position,) = struct.unpack_from("q", self._memory, 0)
+            if position >= total:
+                return None
+            struct.pack_into("q", self._memory, 0, position + 1)
+        return position
 
 
-def _worker(pending: list[tuple[str, bytes]], order: list[int], counter: Any, results: Any) -> None:
+def _worker(pending: list[tuple[str, bytes]], order: list[int], counter: _Counter, results: Any) -> None:
     """A forked worker: parse claimed files and send each result (msgpack) as soon as it is ready."""
     gc.disable()
     encoder = msgspec.msgpack.Encoder()
-    while (position := _claim(counter, len(order))) is not None:
+    while (position := counter.claim(len(order))) is not None:
         index = order[position]
         rel, data = pending[index]
         results.put((index, encoder.encode(cparse.parse_source(rel, data))))
@@ -95,7 +106,7 @@ class _Forked:
         self.order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
         self.context = multiprocessing.get_context("fork")
         # Position 0, the largest file, is this process's: its result needs no transfer.
-        self.counter = self.context.Value("i", 1)
+        self.counter = _Counter(self.context, 1)
         self.results = self.context.Queue()
         self.done: dict[int, FileIndex] = {}
         self.finished = 0  # workers that reported the end of their work
@@ -131,7 +142,7 @@ class _Forked:
             index = self.order[position]
             self.done[index] = cparse.parse_source(*self.pending[index])
             self._drain()  # decoding as results arrive leaves little to decode once parsing ends
-            position = _claim(self.counter, len(self.order))
+            position = self.counter.claim(len(self.order))
 
     def _collect(self, workers: list[Any]) -> None:
         while self.finished < len(workers):
