@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CRA    := $(VENV)/bin/cra
 EXAMPLE := examples/ringbuf
 
-.PHONY: demo test venv clean-venv
+.PHONY: demo test venv clean-venv llama-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ demo: $(VENV)/.stamp-demo
 	$(CRA) run implement $(EXAMPLE)/ringbuf.c --symbol ringbuf_pop
 	$(CRA) logs --root $(EXAMPLE) -n 5
 
-test: $(VENV)/.stamp-test
+# llama.cpp's own server, for the remote engine's `lora`-field tests (built once, cached; they skip without it).
+llama-server: | $(PY)
+	PYTHON=$(PY) scripts/build-llama-server.sh || echo "llama-server: build failed; its tests will skip"
+
+test: $(VENV)/.stamp-test llama-server
 	$(CRA) models install qwen2.5-coder-0.5b
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
