@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.actions import FileOut, Verdict
+from pipeline.context import parse_source
+from pipeline.context.symbols import MACRO, MACRO_FUNCTION
 from pipeline.flows.common import (adjustment_round, assemble_for, function_shape, locate_function, relative,
                                    require_c_file, retry_or_give_up, sandbox_limits, workspace_index)
 from pipeline.orchestrator import ActionFailed, Flow, State, Task
@@ -63,6 +65,11 @@ def context(task: Task) -> State:
     header = _header_for(root, rel)
     task.data["includes"] = [header] if header else []
     task.data["declarations"] = [] if header else [task.data["shape"].declaration]
+    unit_macros: dict[str, str] = {}
+    for symbol in parse_source(rel, task.data["source"]).symbols:
+        if symbol.kind in (MACRO, MACRO_FUNCTION):
+            unit_macros.setdefault(symbol.name, symbol.text)  # the first of #ifdef alternatives
+    task.data["unit_macros"] = unit_macros
     task.data["context"] = assemble_for(task, target, stage=a7.STAGE)
     task.note = f"framework {framework.name} → {task.data['library']} test program at {task.data['test_rel']}"
     return State.GENERATE_TESTS
@@ -84,8 +91,10 @@ def generate(task: Task) -> State:
 
 
 def _render(task: Task, suite: a7.TestSuite) -> str:
+    macros = a7.macros_used([c.body for c in suite.cases], task.data["unit_macros"])
     return a7.render_test_file(suite, library=task.data["library"], function=task.data["target"].name,
-                               includes=task.data["includes"], declarations=task.data["declarations"])
+                               includes=task.data["includes"], declarations=task.data["declarations"],
+                               macros=macros)
 
 
 def _sources(task: Task) -> list[str]:

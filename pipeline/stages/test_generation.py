@@ -168,11 +168,28 @@ _CHECK = {
 }
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def macros_used(bodies: list[str], unit_macros: dict[str, str]) -> list[str]:
+    """The `#define`s of the unit under test (name -> its text) that the case bodies use, with the unit macros
+    those use in turn, in definition order: a test program cannot see macros private to a .c file."""
+    wanted: set[str] = set()
+    pending = [name for body in bodies for name in _IDENTIFIER.findall(body) if name in unit_macros]
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        pending.extend(n for n in _IDENTIFIER.findall(unit_macros[name]) if n in unit_macros and n != name)
+    return [text for name, text in unit_macros.items() if name in wanted]
+
+
 def render_test_file(suite: TestSuite, *, library: str, function: str, includes: list[str],
-                     declarations: list[str] = []) -> str:
+                     declarations: list[str] = [], macros: list[str] = []) -> str:
     """The complete test program for `library` ("unity" | "cmocka" | "plain"). `includes` are the project
     headers to include (as written inside quotes); `declarations` are prototypes for functions no header
-    declares."""
+    declares; `macros` are `#define`s from the unit under test that the cases use (see `macros_used`)."""
     if library not in LIBRARIES:
         raise ValueError(f"unknown test library {library!r} (known: {', '.join(LIBRARIES)})")
     cases = unique_cases(suite)
@@ -188,6 +205,9 @@ def render_test_file(suite: TestSuite, *, library: str, function: str, includes:
                  "#include <cmocka.h>"]
     head += [f'#include "{h}"' for h in includes]
     head += [f"{plain_declaration(d)};" for d in declarations]
+    for text in macros:  # guarded: a header included above may define the same macro
+        name = text.split(None, 2)[1].split("(", 1)[0] if len(text.split()) > 1 else ""
+        head += [f"#ifndef {name}", text.rstrip(), "#endif"] if name else []
     head.append(_CHECK[library])
     parts = ["\n".join(head), ""]
     if library == "unity":

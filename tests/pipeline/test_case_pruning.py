@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.sandbox import run_generated_test
+from pipeline.context import parse_source
 from pipeline.flows.tests import split_cases
 from pipeline.stages import test_generation as a7
 
@@ -96,3 +97,22 @@ def test_a_last_statement_without_its_semicolon_is_completed(tmp_path: Path) -> 
                                declarations=["int add(int a, int b)"])
     assert "    CHECK(r == 4);" in text
     assert run_generated_test(tmp_path, ["calc.c"], text).ok
+
+
+def test_macros_private_to_the_unit_are_copied_when_the_cases_use_them(tmp_path: Path) -> None:
+    unit = ("#include <stddef.h>\n#define ALL_ONES ((size_t)-1)\n#define SPREAD(x) ((x) ? ALL_ONES : 0)\n"
+            "#define UNUSED 42\nsize_t spread(unsigned char x) { return SPREAD(x); }\n")
+    (tmp_path / "spread.c").write_text(unit)
+    macros = {s.name: s.text for s in parse_source("spread.c", unit.encode()).symbols
+              if s.kind in ("macro", "macro_function")}
+    cases = a7.TestSuite(cases=[a7.TestCase(name="ones", category="happy_path", description="",
+                                            body="CHECK(spread(1) == SPREAD(1));\nCHECK(spread(0) == 0);")])
+    used = a7.macros_used([c.body for c in cases.cases], macros)
+    assert [m.split()[1] for m in used] == ["ALL_ONES", "SPREAD(x)"]  # SPREAD needs ALL_ONES; UNUSED stays out
+    text = a7.render_test_file(cases, library="plain", function="spread", includes=[],
+                               declarations=["size_t spread(unsigned char x)"], macros=used)
+    assert "UNUSED" not in text
+    assert run_generated_test(tmp_path, ["spread.c"], text).ok
+    without = a7.render_test_file(cases, library="plain", function="spread", includes=[],
+                                  declarations=["size_t spread(unsigned char x)"])
+    assert not run_generated_test(tmp_path, ["spread.c"], without).ok
