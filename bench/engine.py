@@ -3,8 +3,8 @@
 Measured in one run (a few minutes on 2 cores; prefill of the 1,000- and 500-token contexts dominates):
 
 - engine_overhead: decode tok/s through cra's engine ÷ raw `Llama.create_completion` on the same prompt;
-- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F16 adapter
-  tensors, what llama.cpp's convert_lora_to_gguf.py writes by default; `--adapter-type f32` for F32);
+- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F32 adapter
+  tensors; `--adapter-type f16` for what llama.cpp's convert_lora_to_gguf.py writes by default);
 - switch_ms / reloads: median time to switch the context's adapter set; model loads during 100 switches;
 - prefix_reuse_ttft_ratio: TTFT of a call sharing a 1,000-token prefix with the previous call ÷ the same call cold;
 - decisions_per_s / batched_speedup: 64 yes/no questions on a 500-token prefix, batched vs one by one;
@@ -56,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
     parser.add_argument("--n-ctx", type=int, default=2048, help="context window (>= 1,200 for the prefix tests)")
-    parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f16",
-                        help="tensor type of the generated LoRAs (default f16, llama.cpp's converter default)")
+    parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f32",
+                        help="tensor type of the generated LoRAs (default f32; f16 is llama.cpp's converter default, "
+                             "measured slower on CPU here)")
 
 
 class BenchError(Exception):
