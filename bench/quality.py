@@ -295,6 +295,11 @@ def run(args: argparse.Namespace, *, engine: Any = None, source_roots: dict[str,
     started = time.monotonic()
     sides = sides or sides_for(args)
     specs = select_tasks(args.only, args.tasks, args.function)
+    if args.function and not specs:
+        known = sorted({t.function for t in IMPLEMENT_TASKS + TESTS_TASKS})
+        raise QualityError(f"no task on {', '.join(args.function)} (tasks are on: {', '.join(known)})")
+    if args.call_timeout is not None and args.call_timeout <= 0:
+        raise QualityError(f"--call-timeout must be positive, got {args.call_timeout}")
     work_dir = tempfile.mkdtemp(prefix="cra-bench-quality-")
     try:
         workspaces, dropped = prepare(specs, args.cache_dir, work_dir, source_roots)

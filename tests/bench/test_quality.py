@@ -249,6 +249,13 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path) -> None:
     args.ab = [str(tmp_path / "a.toml"), str(tmp_path / "b.toml")]
     with pytest.raises(qt.QualityError, match="is not a file"):
         quality.sides_for(args)
+    args.ab = None
+    args.function = ["no_such_function"]
+    with pytest.raises(qt.QualityError, match="no task on no_such_function .tasks are on: .*add_be"):
+        quality.run(args)
+    args.function, args.call_timeout = ["add_be"], 0.0
+    with pytest.raises(qt.QualityError, match="--call-timeout must be positive"):
+        quality.run(args)
 
 
 def test_ab_config_files_become_two_sides(mini_root: Path, tmp_path: Path) -> None:
