@@ -18,6 +18,6 @@ def c_workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def slow_model_path(gguf_dir: Path) -> Path:
-    """A wider random model (D=256) with a 4096-token context: greedy decoding of its gibberish runs into the
+    """A wider random model (D=512) with a 4096-token context: greedy decoding of its gibberish runs into the
     token limit, so an action on it stays busy in the engine for seconds (what the cancel tests need)."""
-    return write_tiny_model(gguf_dir / "slow.gguf", seed=0, n_embd=256, n_ff=1024, n_ctx=4096)
+    return write_tiny_model(gguf_dir / "slow.gguf", seed=0, n_embd=512, n_ff=2048, n_ctx=4096)
