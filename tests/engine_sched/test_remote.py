@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -36,6 +32,8 @@ from pipeline.engine import (
 )
 from pipeline.engine.remote import RemoteEngine, RemoteError
 from pipeline.engine.scheduler import ModelPolicy, Scheduler
+
+from server_process import free_port, serve
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings", "starlette_context")
 _missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
@@ -63,15 +61,9 @@ class Answer(msgspec.Struct):
     tags: Annotated[list[Literal["io", "math"]], msgspec.Meta(max_length=2)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path, tiny_adapter_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     common = {"model": str(tiny_model_path), "n_ctx": 512, "n_threads": 1, "n_threads_batch": 1, "verbose": False}
     config = {
         "host": "127.0.0.1",
@@ -85,34 +77,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path, tiny
     }
     cfg = tmp_path_factory.mktemp("server") / "config.json"
     cfg.write_text(json.dumps(config))
-    log = cfg.with_suffix(".log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the test server exited with {proc.returncode}: {log.read()[-2000:]}")
-            try:
-                req = urllib.request.Request(url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
-                with urllib.request.urlopen(req, timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "the test server did not start within 60 s"
-            time.sleep(0.2)
+    argv = [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)]
+    with serve(argv, f"http://127.0.0.1:{port}", "/v1/models", cfg.with_suffix(".log"),
+               headers={"Authorization": f"Bearer {API_KEY}"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +210,7 @@ def test_bad_requests_are_clear_errors(server: str, tiny: ModelSpec, lora: Adapt
 
 
 def test_unreachable_server_fails_fast() -> None:
-    engine = RemoteEngine(f"http://127.0.0.1:{_free_port()}", connect_timeout_s=2)
+    engine = RemoteEngine(f"http://127.0.0.1:{free_port()}", connect_timeout_s=2)
     started = time.monotonic()
     with pytest.raises(RemoteError, match="cannot reach"):
         engine.generate(ModelSpec(name="m", path="m.gguf"), (), PROMPT)

@@ -10,11 +10,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +18,8 @@ import pytest
 from adapters.synthetic import write_lora_for
 from pipeline.engine import AdapterSpec, GenParams, LocalEngine, Message, ModelSpec
 from pipeline.engine.remote import RemoteEngine
+
+from server_process import free_port, serve
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 BUILT = CACHE / "cra" / "llama-server" / "0.3.36" / "llama-server"  # where `make llama-server` puts it
@@ -41,12 +38,6 @@ BINARY = _binary()
 pytestmark = pytest.mark.skipif(BINARY is None, reason="no llama-server binary: run `make llama-server`")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> tuple[AdapterSpec, AdapterSpec]:
     folder = tmp_path_factory.mktemp("loras")
@@ -59,37 +50,13 @@ def adapters(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) ->
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path,
            adapters: tuple[AdapterSpec, AdapterSpec]) -> Iterator[str]:
     assert BINARY is not None
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = log_path.open("w+")
+    port = free_port()
     argv = [BINARY, "-m", str(tiny_model_path), "--lora", adapters[0].path, "--lora", adapters[1].path,
             "--host", "127.0.0.1", "--port", str(port), "-c", "512", "-t", "1", "-tb", "1", "-np", "1",
             "--no-webui"]
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"llama-server exited with {proc.returncode}: {log.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "llama-server did not start within 60 s"
-            time.sleep(0.2)
+    with serve(argv, f"http://127.0.0.1:{port}", "/health",
+               tmp_path_factory.mktemp("llama-server") / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")
