@@ -31,3 +31,17 @@ def engine() -> Iterator[LocalEngine]:
 @pytest.fixture
 def prompt() -> list[Message]:
     return [Message(role="system", content="You write C."), Message(role="user", content="the sum of two ints")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path: Path) -> ModelSpec:
+    """The tiny model as the remote-engine tests name it (the servers serve it as `tiny`)."""
+    return ModelSpec(name="tiny", path=str(tiny_model_path), n_ctx=512, n_threads=1)
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalEngine]:
+    """An in-process engine the remote results are compared with."""
+    engine = LocalEngine()
+    yield engine
+    engine.close()

@@ -48,3 +48,10 @@ def test_full_run_on_the_real_model(real_model_0_5b: Path, capsys: pytest.Captur
     assert result["reloads"] == 0
     assert result["prefix_reuse_ttft_ratio"] < 0.5
     assert result["cancel_ms"] <= 200
+
+
+def test_unknown_adapter_type_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("--adapter-type", "q4_0")
+    assert "invalid choice: 'q4_0'" in capsys.readouterr().err
+    assert parse().adapter_type == "f32" and parse("--adapter-type", "f16").adapter_type == "f16"

@@ -84,20 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path, tiny
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_path: Path) -> ModelSpec:
-    return ModelSpec(name="tiny", path=str(tiny_model_path), n_ctx=512, n_threads=1)
-
-
-@pytest.fixture(scope="module")
 def lora(tiny_adapter_path: Path) -> AdapterSpec:
     return AdapterSpec(name="tiny-lora-a", path=str(tiny_adapter_path))
-
-
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalEngine]:
-    eng = LocalEngine()
-    yield eng
-    eng.close()
 
 
 @pytest.fixture

@@ -59,18 +59,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path,
         yield url
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model_path: Path) -> ModelSpec:
-    return ModelSpec(name="tiny", path=str(tiny_model_path), n_ctx=512, n_threads=1)
-
-
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalEngine]:
-    engine = LocalEngine()
-    yield engine
-    engine.close()
-
-
 @pytest.fixture
 def remote(server: str) -> RemoteEngine:
     return RemoteEngine(server, adapter_mode="lora-field", read_timeout_s=30)
