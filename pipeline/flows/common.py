@@ -35,6 +35,7 @@ def locate_function(task: Task, *, want_stub: bool) -> Symbol:
     source = task.request.text.encode("utf-8", errors="surrogateescape")
     task.data["source"] = source
     index = parse_source(relative(task, task.request.path), source)
+    task.data["source_index"] = index  # later steps reuse the parse (macros, neighbours)
     functions = [s for s in index.symbols if s.kind == FUNCTION]
     name = task.request.symbol
     if name:

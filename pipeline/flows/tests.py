@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.actions import FileOut, Verdict
-from pipeline.context import parse_source
 from pipeline.context.symbols import MACRO, MACRO_FUNCTION
 from pipeline.flows.common import (adjustment_round, assemble_for, function_shape, locate_function, relative,
                                    require_c_file, retry_or_give_up, sandbox_limits, workspace_index)
@@ -66,7 +65,7 @@ def context(task: Task) -> State:
     task.data["includes"] = [header] if header else []
     task.data["declarations"] = [] if header else [task.data["shape"].declaration]
     unit_macros: dict[str, str] = {}
-    for symbol in parse_source(rel, task.data["source"]).symbols:
+    for symbol in task.data["source_index"].symbols:
         if symbol.kind in (MACRO, MACRO_FUNCTION):
             unit_macros.setdefault(symbol.name, symbol.text)  # the first of #ifdef alternatives
     task.data["unit_macros"] = unit_macros
