@@ -3,8 +3,9 @@
 Measured in one run (a few minutes on 2 cores; prefill of the 1,000- and 500-token contexts dominates):
 
 - engine_overhead: decode tok/s through cra's engine ÷ raw `Llama.create_completion` on the same prompt;
-- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F32 adapter
-  tensors; `--adapter-type f16` for what llama.cpp's convert_lora_to_gguf.py writes by default);
+- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F16 tensors,
+  as llama.cpp's convert_lora_to_gguf.py writes them; loaded in the engine's CPU layout unless
+  `--adapter-layout as-is`, see pipeline/engine/adapter_layout.py);
 - switch_ms / reloads: median time to switch the context's adapter set; model loads during 100 switches;
 - prefix_reuse_ttft_ratio: TTFT of a call sharing a 1,000-token prefix with the previous call ÷ the same call cold;
 - decisions_per_s / batched_speedup: 64 yes/no questions on a 500-token prefix, batched vs one by one;
@@ -46,7 +47,7 @@ DECODE_PROMPT = (
     "definitions, create, insert, lookup, remove and free functions, each with a short comment."
 )
 DECODE_TOKENS = 48
-DECODE_ROUNDS = 5
+DECODE_ROUNDS = 9
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 
 
@@ -56,9 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
     parser.add_argument("--n-ctx", type=int, default=2048, help="context window (>= 1,200 for the prefix tests)")
-    parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f32",
-                        help="tensor type of the generated LoRAs (default f32; f16 is llama.cpp's converter default, "
-                             "measured slower on CPU here)")
+    parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f16",
+                        help="tensor type of the generated LoRAs (default f16, what llama.cpp's converter writes)")
+    parser.add_argument("--adapter-layout", choices=("cpu", "as-is"), default="cpu",
+                        help="load the adapters in the engine's CPU layout (rank padded to 32, F16; the default) "
+                             "or as they are")
 
 
 class BenchError(Exception):
@@ -163,8 +166,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline.engine import AdapterSpec, Cancelled, CancelToken, GenParams, LocalEngine, Message, ModelSpec
 
     model = ModelSpec(name=model_path.stem, path=str(model_path), n_ctx=args.n_ctx, n_threads=args.threads)
-    engine = LocalEngine()
     with tempfile.TemporaryDirectory(prefix="cra-bench-engine-") as tmp:
+        engine = LocalEngine(adapter_layout=args.adapter_layout, adapter_cache=Path(tmp) / "layout")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         _log(f"model {model_path}, {args.threads} threads, n_ctx {args.n_ctx}, load average {load:.1f} on "
              f"{os.cpu_count()} CPUs (llama.cpp threads spin: more threads than idle cores slows it down)")
@@ -280,6 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "n_ctx": args.n_ctx,
         "adapter_type": args.adapter_type,
+        "adapter_layout": args.adapter_layout,
     }
 
 

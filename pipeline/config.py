@@ -102,6 +102,9 @@ class DecisionsConfig(msgspec.Struct, forbid_unknown_fields=True):
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     threads: int = 0  # 0: all cores
     memory_budget_mb: int = 8192
+    # "cpu": adapters load as a cached Q8_0 copy, rank padded to a multiple of 32 (faster decode on CPU; see
+    # pipeline/engine/adapter_layout.py); "as-is": the adapter files exactly as they are.
+    adapter_layout: Literal["cpu", "as-is"] = "cpu"
     backend: str = "local"  # local | remote
     remote_url: str = ""
 

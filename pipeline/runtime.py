@@ -34,7 +34,7 @@ def make_engine(config: Config) -> Any:
         return RemoteEngine(config.engine.remote_url)
     from pipeline.engine import LocalEngine
 
-    return LocalEngine()
+    return LocalEngine(adapter_layout=config.engine.adapter_layout)
 
 
 class Workspace:

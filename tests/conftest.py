@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from adapters.synthetic import write_lora_for, write_lora_for_other_base, write_tiny_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def adapter_layout_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The engine's adapter copies (CPU layout) go to a session directory, not the user's cache; set in the
+    environment so that servers the tests start use it too."""
+    path = tmp_path_factory.mktemp("adapter-layout")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRA_ADAPTER_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

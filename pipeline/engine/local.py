@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
+from .adapter_layout import cpu_layout
 from .cancel import CancelToken, Deadline
 from .chat import ChatRenderer
 from .decisions import best_label, label_first_tokens, label_probs
@@ -53,7 +55,9 @@ from .types import (
 
 T = TypeVar("T")
 
+_log = logging.getLogger("cra.engine")
 _DECODE_ABORTED = 2
+ADAPTER_LAYOUTS = ("cpu", "as-is")
 
 # llama.cpp logs to stderr by default; keep recent warnings/errors to explain failures, print nothing.
 _recent_log: collections.deque[str] = collections.deque(maxlen=32)
@@ -180,7 +184,16 @@ class _Loaded:
 class LocalEngine:
     """In-process engine. Thread-safe: calls on one model run one at a time, different models in parallel."""
 
-    def __init__(self, *, prefill_chunk: int = 64, n_seq_max: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        prefill_chunk: int = 64,
+        n_seq_max: int = 16,
+        adapter_layout: str = "cpu",
+        adapter_cache: str | Path | None = None,
+    ) -> None:
+        if adapter_layout not in ADAPTER_LAYOUTS:
+            raise ValueError(f"adapter_layout must be one of {', '.join(ADAPTER_LAYOUTS)}, got {adapter_layout!r}")
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
         if not 2 <= n_seq_max <= 256:
@@ -188,6 +201,8 @@ class LocalEngine:
         _init_backend()
         self.prefill_chunk = prefill_chunk
         self.n_seq_max = n_seq_max
+        self.adapter_layout = adapter_layout
+        self.adapter_cache = adapter_cache
         self.stats = EngineStats()
         self._models: dict[str, _Loaded] = {}
         self._registry_lock = threading.Lock()
@@ -266,12 +281,23 @@ class LocalEngine:
         if handle is not None:
             return handle
         check_adapter_fits(path, loaded.info)
-        handle = llama_cpp.llama_adapter_lora_init(loaded.model.model, path.encode("utf-8"))
+        handle = llama_cpp.llama_adapter_lora_init(loaded.model.model, self._adapter_file(path).encode("utf-8"))
         if not handle:
             raise AdapterMismatchError(path, loaded.path, f"llama.cpp refused the adapter ({_recent_errors()})")
         loaded.adapters[path] = handle
         self.stats.adapter_loads += 1
         return handle
+
+    def _adapter_file(self, path: str) -> str:
+        """The file llama.cpp loads for the adapter at `path`: its CPU layout (see adapter_layout) unless disabled.
+        The adapter keeps its identity (`path`) everywhere else, prefix-reuse keys included."""
+        if self.adapter_layout == "as-is":
+            return path
+        try:
+            return str(cpu_layout(path, self.adapter_cache))
+        except (OSError, ValueError) as exc:  # no room for the copy, unreadable metadata: the original still loads
+            _log.warning("adapter %s loaded as is, without its CPU layout: %s", path, exc)
+            return path
 
     def _apply_adapters(self, loaded: _Loaded, adapters: Sequence[AdapterSpec]) -> AdapterKey:
         handles = [self._adapter_handle(loaded, a) for a in adapters]

@@ -12,7 +12,7 @@ from bench import engine as bench_engine
 
 KEYS = {
     "engine_overhead", "lora_decode_ratio", "switch_ms", "reloads", "prefix_reuse_ttft_ratio", "decisions_per_s",
-    "batched_speedup", "cancel_ms", "rss_mb", "model", "threads", "n_ctx", "adapter_type",
+    "batched_speedup", "cancel_ms", "rss_mb", "model", "threads", "n_ctx", "adapter_type", "adapter_layout",
 }
 
 
@@ -54,4 +54,11 @@ def test_unknown_adapter_type_is_rejected(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         parse("--adapter-type", "q4_0")
     assert "invalid choice: 'q4_0'" in capsys.readouterr().err
-    assert parse().adapter_type == "f32" and parse("--adapter-type", "f16").adapter_type == "f16"
+    assert parse().adapter_type == "f16" and parse("--adapter-type", "f32").adapter_type == "f32"
+
+
+def test_adapter_layout_defaults_to_the_engine_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse().adapter_layout == "cpu" and parse("--adapter-layout", "as-is").adapter_layout == "as-is"
+    with pytest.raises(SystemExit):
+        parse("--adapter-layout", "q4")
+    assert "invalid choice: 'q4'" in capsys.readouterr().err
