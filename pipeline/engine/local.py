@@ -295,7 +295,7 @@ class LocalEngine:
             return path
         try:
             return str(cpu_layout(path, self.adapter_cache))
-        except (OSError, ValueError) as exc:  # no room for the copy, unreadable metadata: the original still loads
+        except (OSError, ValueError, KeyError, IndexError) as exc:  # no room for the copy, odd metadata: load the file
             _log.warning("adapter %s loaded as is, without its CPU layout: %s", path, exc)
             return path
 
