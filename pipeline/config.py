@@ -86,7 +86,7 @@ class ValidationConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class ContextConfig(msgspec.Struct, forbid_unknown_fields=True):
     budget_tokens: int = 1200
-    max_file_bytes: int = 2_000_000
+    max_file_bytes: int = 4 * 1024 * 1024  # larger files are skipped with a note; also `cra index`'s default
 
 
 class DecisionsConfig(msgspec.Struct, forbid_unknown_fields=True):

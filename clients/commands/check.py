@@ -17,7 +17,6 @@ from pathlib import Path
 
 import msgspec
 
-MAX_FILE_BYTES = 2_000_000
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.M)
 
 
@@ -54,11 +53,11 @@ class Report(msgspec.Struct, kw_only=True):
 
 
 def _sources(root: Path) -> list[tuple[str, bytes]]:
-    from pipeline.context.discover import candidate_paths, read_source
+    from pipeline.context.discover import DEFAULT_MAX_FILE_BYTES, candidate_paths, read_source
 
     out = []
     for rel in candidate_paths(str(root)):
-        data, _ = read_source(str(root), rel, MAX_FILE_BYTES)
+        data, _ = read_source(str(root), rel, DEFAULT_MAX_FILE_BYTES)
         if data is not None:
             out.append((rel, data))
     return out

@@ -5,11 +5,12 @@ from __future__ import annotations
 import fnmatch
 import os
 
+from pipeline.config import ContextConfig
 from pipeline.context import gitinfo
 from pipeline.context.symbols import SkippedFile
 
 SOURCE_SUFFIXES = (".c", ".h")
-DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = ContextConfig().max_file_bytes  # one default for the CLI, the server and the pipeline
 ALWAYS_SKIPPED_DIRS = frozenset({".git", ".cra", ".hg", ".svn", "node_modules", "__pycache__", ".venv"})
 _BINARY_SNIFF_BYTES = 8192
 
