@@ -43,3 +43,14 @@ def test_concurrency_above_one_for_an_in_process_model_is_rejected(
     )
     with pytest.raises(ValueError, match="max_concurrency .* is 2"):
         scheduler_from_config(config, ModelRouter(config), engine)
+
+
+@pytest.mark.parametrize("layout", ["cpu", "as-is"])
+def test_the_engine_follows_the_configured_adapter_layout(layout: str) -> None:
+    from pipeline.runtime import make_engine
+
+    engine = make_engine(Config(engine=EngineConfig(adapter_layout=layout)))  # type: ignore[arg-type]
+    try:
+        assert isinstance(engine, LocalEngine) and engine.adapter_layout == layout
+    finally:
+        engine.close()

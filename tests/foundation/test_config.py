@@ -58,6 +58,16 @@ def test_wrong_type_names_key_and_line(tmp_path: Path) -> None:
     assert "validation.max_rounds" in str(err.value) and "line 3" in str(err.value)
 
 
+def test_adapter_layout_accepts_only_its_two_values(tmp_path: Path) -> None:
+    write(tmp_path, '[engine]\nadapter_layout = "as-is"\n')
+    assert load_config(tmp_path).engine.adapter_layout == "as-is"
+    write(tmp_path, '[engine]\nadapter_layout = "q4"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert "engine.adapter_layout" in str(err.value) and "line 2" in str(err.value)
+    assert load_config(tmp_path / "elsewhere").engine.adapter_layout == "cpu"
+
+
 def test_unknown_role_and_stage_are_rejected(tmp_path: Path) -> None:
     write(tmp_path, '[models.painter]\nmodel = "a.gguf"\n')
     with pytest.raises(ConfigError, match="unknown role 'painter'.*|line 1"):
