@@ -45,8 +45,8 @@ def padded_rank(rank: int) -> int:
 
 
 def cpu_layout(path: str | Path, cache: str | Path | None = None) -> Path:
-    """The path to load for the adapter at `path`: a cached CPU layout of it, or `path` itself when it already has
-    one or cannot be copied exactly. I/O errors propagate (the caller loads the original)."""
+    """The path to load for the adapter at `path`: a cached CPU layout of it, or `path` itself when it is in that
+    layout already or the layout cannot represent it. I/O errors propagate (the caller loads the original)."""
     path = Path(path)
     data = path.read_bytes()
     target = Path(cache or cache_dir()) / (
