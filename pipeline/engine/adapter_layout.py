@@ -29,6 +29,7 @@ import numpy as np
 Q8_0 = gguf.GGMLQuantizationType.Q8_0
 BLOCK = 32  # Q8_0 weights per block: every row length (input width, rank) must be a multiple
 LAYOUT_VERSION = 1
+CACHE_LIMIT_BYTES = 4 << 30  # retrained adapters leave old copies behind: the least recently used go beyond this
 _ALPHA_KEY = "adapter.lora.alpha"
 _FLOAT_TYPES = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.BF16)
 
@@ -52,6 +53,7 @@ def cpu_layout(path: str | Path, cache: str | Path | None = None) -> Path:
     target = Path(cache or cache_dir()) / (
         f"{hashlib.sha256(data).hexdigest()[:32]}-q8_0-v{LAYOUT_VERSION}.gguf")
     if target.is_file():
+        os.utime(target)  # recently used: pruned last
         return target
     reader = gguf.GGUFReader(path)
     plan = _plan(reader)
@@ -66,7 +68,34 @@ def cpu_layout(path: str | Path, cache: str | Path | None = None) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    prune(target.parent, keep=target)
     return target
+
+
+def prune(directory: Path, *, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> list[Path]:
+    """Delete the least recently used copies until the directory's copies fit in `limit` bytes (never `keep`, which
+    an engine is about to load; a copy another engine has loaded is already in its memory). Returns the deleted."""
+    copies = []
+    for entry in directory.glob(f"*-q8_0-v{LAYOUT_VERSION}.gguf"):
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        copies.append((stat.st_mtime, stat.st_size, entry))
+    total = sum(size for _, size, _ in copies)
+    deleted = []
+    for _, size, entry in sorted(copies):
+        if total <= limit:
+            break
+        if entry == keep:
+            continue
+        try:
+            entry.unlink()
+        except OSError:
+            continue
+        total -= size
+        deleted.append(entry)
+    return deleted
 
 
 def _plan(reader: gguf.GGUFReader) -> tuple[int, int] | None:

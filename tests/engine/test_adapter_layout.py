@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gguf
@@ -10,7 +11,7 @@ import pytest
 
 from adapters.synthetic import write_lora_for, write_tiny_model
 from pipeline.engine import AdapterSpec, LocalEngine, Message, ModelSpec
-from pipeline.engine.adapter_layout import cpu_layout
+from pipeline.engine.adapter_layout import cpu_layout, prune
 
 Q8_0 = gguf.GGMLQuantizationType.Q8_0
 TARGETS = ("q", "v", "up", "down")
@@ -53,8 +54,8 @@ def test_layout_is_q8_0_padded_to_32_with_the_same_product(tiny_model_path: Path
 def test_layout_is_cached_and_a_laid_out_file_is_kept(tiny_model_path: Path, tmp_path: Path) -> None:
     source = write_lora_for(tiny_model_path, tmp_path / "a.gguf", rank=4, targets=TARGETS)
     copy = cpu_layout(source, tmp_path / "cache")
-    stamp = copy.stat().st_mtime_ns
-    assert cpu_layout(source, tmp_path / "cache") == copy and copy.stat().st_mtime_ns == stamp
+    inode = copy.stat().st_ino
+    assert cpu_layout(source, tmp_path / "cache") == copy and copy.stat().st_ino == inode  # not written again
     assert cpu_layout(copy, tmp_path / "cache") == copy  # already Q8_0: no copy of the copy
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
@@ -106,3 +107,17 @@ def test_engine_loads_the_original_when_the_copy_cannot_be_written(tiny: ModelSp
 def test_unknown_layout_is_rejected() -> None:
     with pytest.raises(ValueError, match="adapter_layout must be one of cpu, as-is"):
         LocalEngine(adapter_layout="q4")
+
+
+def test_cache_drops_the_least_recently_used_copies_beyond_its_limit(tiny_model_path: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    copies = []
+    for seed in range(3):
+        source = write_lora_for(tiny_model_path, tmp_path / f"{seed}.gguf", rank=4, targets=TARGETS, seed=seed)
+        copies.append(cpu_layout(source, cache))
+        os.utime(copies[-1], (1000 + seed, 1000 + seed))  # made in this order, a second apart
+    size = copies[0].stat().st_size
+    os.utime(copies[0])  # the oldest copy was just used again
+    assert prune(cache, keep=copies[2], limit=2 * size) == [copies[1]]
+    assert prune(cache, keep=copies[2], limit=0) == [copies[0]]  # never the copy about to be loaded
+    assert sorted(cache.iterdir()) == [copies[2]]
