@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter-type", choices=("f16", "f32"), default="f16",
                         help="tensor type of the generated LoRAs (default f16, what llama.cpp's converter writes)")
     parser.add_argument("--adapter-layout", choices=("cpu", "as-is"), default="cpu",
-                        help="load the adapters in the engine's CPU layout (rank padded to 32, F16; the default) "
+                        help="load the adapters in the engine's CPU layout (Q8_0, rank padded to 32; the default) "
                              "or as they are")
 
 

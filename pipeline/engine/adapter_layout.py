@@ -26,19 +26,21 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from pipeline.models.registry import cra_cache_root
+
 Q8_0 = gguf.GGMLQuantizationType.Q8_0
 BLOCK = 32  # Q8_0 weights per block: every row length (input width, rank) must be a multiple
 LAYOUT_VERSION = 1
 CACHE_LIMIT_BYTES = 4 << 30  # retrained adapters leave old copies behind: the least recently used go beyond this
 _ALPHA_KEY = "adapter.lora.alpha"
+_SUFFIX = f"-q8_0-v{LAYOUT_VERSION}.gguf"
 _FLOAT_TYPES = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.BF16)
 
 
 def cache_dir() -> Path:
     if env := os.environ.get("CRA_ADAPTER_CACHE"):
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cra" / "adapters"
+    return cra_cache_root() / "adapters"
 
 
 def padded_rank(rank: int) -> int:
@@ -50,8 +52,7 @@ def cpu_layout(path: str | Path, cache: str | Path | None = None) -> Path:
     layout already or the layout cannot represent it. I/O errors propagate (the caller loads the original)."""
     path = Path(path)
     data = path.read_bytes()
-    target = Path(cache or cache_dir()) / (
-        f"{hashlib.sha256(data).hexdigest()[:32]}-q8_0-v{LAYOUT_VERSION}.gguf")
+    target = Path(cache or cache_dir()) / f"{hashlib.sha256(data).hexdigest()[:32]}{_SUFFIX}"
     if target.is_file():
         os.utime(target)  # recently used: pruned last
         return target
@@ -65,6 +66,8 @@ def cpu_layout(path: str | Path, cache: str | Path | None = None) -> Path:
     try:
         _write(reader, Path(tmp), *plan)
         os.replace(tmp, target)
+    except _NotFinite:
+        return path
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -76,7 +79,7 @@ def prune(directory: Path, *, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> lis
     """Delete the least recently used copies until the directory's copies fit in `limit` bytes (never `keep`, which
     an engine is about to load; a copy another engine has loaded is already in its memory). Returns the deleted."""
     copies = []
-    for entry in directory.glob(f"*-q8_0-v{LAYOUT_VERSION}.gguf"):
+    for entry in directory.glob(f"*{_SUFFIX}"):
         try:
             stat = entry.stat()
         except OSError:
@@ -116,12 +119,14 @@ def _plan(reader: gguf.GGUFReader) -> tuple[int, int] | None:
             ranks.add(int(tensor.shape[1]))
         elif not name.endswith(".lora_b"):
             return None
-        if not np.isfinite(gguf.quants.dequantize(tensor.data, tensor.tensor_type)).all():
-            return None
     if len(ranks) != 1:
         return None
     rank = ranks.pop()
     return rank, padded_rank(rank)
+
+
+class _NotFinite(Exception):
+    """A tensor holds inf or NaN: Q8_0's per-block scale cannot represent it."""
 
 
 def _write(reader: gguf.GGUFReader, out: Path, rank: int, padded: int) -> None:
@@ -137,6 +142,8 @@ def _write(reader: gguf.GGUFReader, out: Path, rank: int, padded: int) -> None:
         writer.add_key_value(field.name, value, field.types[0], sub_type=sub_type)
     for tensor in reader.tensors:
         values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)  # numpy order
+        if not np.isfinite(values).all():
+            raise _NotFinite(tensor.name)
         extra = padded - rank
         if extra and tensor.name.endswith(".lora_a"):  # (r, in): zero rows
             values = np.vstack([values, np.zeros((extra, values.shape[1]), dtype=np.float32)])

@@ -281,7 +281,13 @@ class LocalEngine:
         if handle is not None:
             return handle
         check_adapter_fits(path, loaded.info)
-        handle = llama_cpp.llama_adapter_lora_init(loaded.model.model, self._adapter_file(path).encode("utf-8"))
+        file = self._adapter_file(path)
+        handle = llama_cpp.llama_adapter_lora_init(loaded.model.model, file.encode("utf-8"))
+        if not handle and file != path:  # a damaged cached copy: drop it, the original is the adapter
+            _log.warning("adapter %s: its CPU copy %s does not load (%s); loading the file as is",
+                         path, file, _recent_errors())
+            Path(file).unlink(missing_ok=True)
+            handle = llama_cpp.llama_adapter_lora_init(loaded.model.model, path.encode("utf-8"))
         if not handle:
             raise AdapterMismatchError(path, loaded.path, f"llama.cpp refused the adapter ({_recent_errors()})")
         loaded.adapters[path] = handle

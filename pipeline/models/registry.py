@@ -83,11 +83,15 @@ class InstallRecord(msgspec.Struct):
     installed_at: float
 
 
+def cra_cache_root() -> Path:
+    """cra's folder in the user's cache ($XDG_CACHE_HOME, else ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "cra"
+
+
 def cache_dir() -> Path:
     if env := os.environ.get("CRA_MODEL_DIR"):
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cra" / "models"
+    return cra_cache_root() / "models"
 
 
 def entry(name: str) -> RegistryEntry | None:

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pipeline.models.registry import cra_cache_root
 from pipeline.sandbox.limits import SandboxError
 
 SHIM_SOURCE = r"""
@@ -30,8 +31,7 @@ int socket(int domain, int type, int protocol) {
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cra" / "sandbox"
+    return cra_cache_root() / "sandbox"
 
 
 def build_socket_shim(cache_dir: Path | None = None, compiler: str = "gcc") -> Path:

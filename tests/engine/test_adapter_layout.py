@@ -121,3 +121,26 @@ def test_cache_drops_the_least_recently_used_copies_beyond_its_limit(tiny_model_
     assert prune(cache, keep=copies[2], limit=2 * size) == [copies[1]]
     assert prune(cache, keep=copies[2], limit=0) == [copies[0]]  # never the copy about to be loaded
     assert sorted(cache.iterdir()) == [copies[2]]
+
+
+def test_a_damaged_cached_copy_is_replaced_by_the_original(tiny: ModelSpec, lora_a: AdapterSpec,
+                                                           tmp_path: Path) -> None:
+    copy = cpu_layout(lora_a.path, tmp_path / "cache")
+    copy.write_bytes(copy.read_bytes()[:200])  # truncated, e.g. by a full disk or a crash outside cra
+    exact_engine = LocalEngine(adapter_layout="as-is")
+    engine = LocalEngine(adapter_cache=tmp_path / "cache")
+    try:
+        assert _yes_probability(engine, tiny, (lora_a,)) == _yes_probability(exact_engine, tiny, (lora_a,))
+    finally:
+        engine.close()
+        exact_engine.close()
+    assert not copy.exists()  # dropped: the next load writes a sound copy
+
+
+def test_non_finite_weights_load_as_they_are(tiny_model_path: Path, tmp_path: Path) -> None:
+    source = write_lora_for(tiny_model_path, tmp_path / "a.gguf", rank=4, targets=("q", "v"))
+    reader = gguf.GGUFReader(str(source), "r+")  # writable memory map: poke one weight in place
+    reader.tensors[0].data.reshape(-1)[0] = np.inf
+    del reader
+    assert cpu_layout(source, tmp_path / "cache") == source
+    assert not list((tmp_path / "cache").glob("*.gguf"))
