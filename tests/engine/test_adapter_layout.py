@@ -73,6 +73,18 @@ def _yes_probability(engine: LocalEngine, model: ModelSpec, adapters: tuple[Adap
     return engine.decide(model, adapters, messages, ("yes", "no")).probs["yes"]
 
 
+def _layout_engine_decides_exactly_like_the_file(model: ModelSpec, adapter: AdapterSpec, cache: Path) -> bool:
+    """Whether an engine with the CPU layout (copies in `cache`) gives the same decision as one loading the file:
+    true exactly when it ended up loading the file itself."""
+    exact_engine = LocalEngine(adapter_layout="as-is")
+    engine = LocalEngine(adapter_cache=cache)
+    try:
+        return _yes_probability(engine, model, (adapter,)) == _yes_probability(exact_engine, model, (adapter,))
+    finally:
+        engine.close()
+        exact_engine.close()
+
+
 def test_engine_with_the_layout_decides_like_the_original_file(tiny: ModelSpec, tiny_model_path: Path,
                                                                tmp_path: Path) -> None:
     source = write_lora_for(tiny_model_path, tmp_path / "a.gguf", rank=4, targets=TARGETS, scale_init=2.0)
@@ -95,13 +107,7 @@ def test_engine_loads_the_original_when_the_copy_cannot_be_written(tiny: ModelSp
                                                                    tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
-    exact_engine = LocalEngine(adapter_layout="as-is")
-    engine = LocalEngine(adapter_cache=blocked / "cache")
-    try:
-        assert _yes_probability(engine, tiny, (lora_a,)) == _yes_probability(exact_engine, tiny, (lora_a,))
-    finally:
-        engine.close()
-        exact_engine.close()
+    assert _layout_engine_decides_exactly_like_the_file(tiny, lora_a, blocked / "cache")
 
 
 def test_unknown_layout_is_rejected() -> None:
@@ -127,13 +133,7 @@ def test_a_damaged_cached_copy_is_replaced_by_the_original(tiny: ModelSpec, lora
                                                            tmp_path: Path) -> None:
     copy = cpu_layout(lora_a.path, tmp_path / "cache")
     copy.write_bytes(copy.read_bytes()[:200])  # truncated, e.g. by a full disk or a crash outside cra
-    exact_engine = LocalEngine(adapter_layout="as-is")
-    engine = LocalEngine(adapter_cache=tmp_path / "cache")
-    try:
-        assert _yes_probability(engine, tiny, (lora_a,)) == _yes_probability(exact_engine, tiny, (lora_a,))
-    finally:
-        engine.close()
-        exact_engine.close()
+    assert _layout_engine_decides_exactly_like_the_file(tiny, lora_a, tmp_path / "cache")
     assert not copy.exists()  # dropped: the next load writes a sound copy
 
 
