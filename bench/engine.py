@@ -3,8 +3,8 @@
 Measured in one run (a few minutes on 2 cores; prefill of the 1,000- and 500-token contexts dominates):
 
 - engine_overhead: decode tok/s through cra's engine ÷ raw `Llama.create_completion` on the same prompt;
-- lora_decode_ratio: decode tok/s with a rank-16 LoRA on q/k/v/o and the FFN projections ÷ without (F16 tensors,
-  as llama.cpp's convert_lora_to_gguf.py writes them; loaded in the engine's CPU layout unless
+- lora_decode_ratio: decode tok/s with a rank-16 LoRA (`--lora-rank`) on q/k/v/o and the FFN projections ÷ without
+  (F16 tensors, as llama.cpp's convert_lora_to_gguf.py writes them; loaded in the engine's CPU layout unless
   `--adapter-layout as-is`, see pipeline/engine/adapter_layout.py);
 - switch_ms / reloads: median time to switch the context's adapter set; model loads during 100 switches;
 - prefix_reuse_ttft_ratio: TTFT of a call sharing a 1,000-token prefix with the previous call ÷ the same call cold;
@@ -13,8 +13,8 @@ Measured in one run (a few minutes on 2 cores; prefill of the 1,000- and 500-tok
 - rss_mb: resident memory of the process with the engine, the model and both adapters loaded.
 
 Decode rates are timed in process CPU time from the first to the last streamed token (prefill excluded); ratios are
-taken between neighbouring runs and the median over five rounds is reported, so a noisy neighbour on a shared
-machine affects both sides alike.
+taken between neighbouring runs and the median over DECODE_ROUNDS (9) rounds is reported, so a noisy neighbour on a
+shared machine affects both sides alike.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter-layout", choices=("cpu", "as-is"), default="cpu",
                         help="load the adapters in the engine's CPU layout (Q8_0, rank padded to 32; the default) "
                              "or as they are")
+    parser.add_argument("--lora-rank", type=int, default=16,
+                        help="rank of the generated LoRAs (default 16, the target's; 1 isolates what the adapter's "
+                             "graph costs apart from its arithmetic)")
 
 
 class BenchError(Exception):
@@ -156,6 +159,8 @@ def markdown_table(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads < 1:
         raise BenchError(f"--threads must be >= 1, got {args.threads}")
+    if args.lora_rank < 1:
+        raise BenchError(f"--lora-rank must be >= 1, got {args.lora_rank}")
     if args.n_ctx < 1200:
         raise BenchError(f"--n-ctx must be at least 1200 for the 1,000-token prefix test, got {args.n_ctx}")
     model_path = resolve_model(args.model)
@@ -171,12 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         _log(f"model {model_path}, {args.threads} threads, n_ctx {args.n_ctx}, load average {load:.1f} on "
              f"{os.cpu_count()} CPUs (llama.cpp threads spin: more threads than idle cores slows it down)")
-        _log(f"writing two rank-16 {args.adapter_type.upper()} LoRAs")
+        _log(f"writing two rank-{args.lora_rank} {args.adapter_type.upper()} LoRAs")
         lora_a = AdapterSpec(name="bench-a", path=str(write_lora_for(
-            model_path, Path(tmp) / "a.gguf", rank=16, targets=LORA_TARGETS, seed=1, scale_init=0.1,
+            model_path, Path(tmp) / "a.gguf", rank=args.lora_rank, targets=LORA_TARGETS, seed=1, scale_init=0.1,
             dtype=args.adapter_type)))
         lora_b = AdapterSpec(name="bench-b", path=str(write_lora_for(
-            model_path, Path(tmp) / "b.gguf", rank=16, targets=LORA_TARGETS, seed=2, scale_init=0.1,
+            model_path, Path(tmp) / "b.gguf", rank=args.lora_rank, targets=LORA_TARGETS, seed=2, scale_init=0.1,
             dtype=args.adapter_type)))
         engine.load(model)
         engine.load_adapter(model, lora_a)
@@ -284,6 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n_ctx": args.n_ctx,
         "adapter_type": args.adapter_type,
         "adapter_layout": args.adapter_layout,
+        "lora_rank": args.lora_rank,
     }
 
 

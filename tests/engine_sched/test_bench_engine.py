@@ -13,6 +13,7 @@ from bench import engine as bench_engine
 KEYS = {
     "engine_overhead", "lora_decode_ratio", "switch_ms", "reloads", "prefix_reuse_ttft_ratio", "decisions_per_s",
     "batched_speedup", "cancel_ms", "rss_mb", "model", "threads", "n_ctx", "adapter_type", "adapter_layout",
+    "lora_rank",
 }
 
 
@@ -48,6 +49,7 @@ def test_full_run_on_the_real_model(real_model_0_5b: Path, capsys: pytest.Captur
     assert result["reloads"] == 0
     assert result["prefix_reuse_ttft_ratio"] < 0.5
     assert result["cancel_ms"] <= 200
+    assert result["lora_rank"] == 16
 
 
 def test_unknown_adapter_type_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,3 +64,9 @@ def test_adapter_layout_defaults_to_the_engine_default(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         parse("--adapter-layout", "q4")
     assert "invalid choice: 'q4'" in capsys.readouterr().err
+
+
+def test_lora_rank_below_one_is_rejected(tiny_model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse().lora_rank == 16
+    assert bench_engine.main(parse("--model", str(tiny_model_path), "--lora-rank", "0")) == 2
+    assert "--lora-rank must be >= 1, got 0" in capsys.readouterr().err
