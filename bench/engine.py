@@ -63,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load the adapters in the engine's CPU layout (Q8_0, rank padded to 32; the default) "
                              "or as they are")
     parser.add_argument("--lora-rank", type=int, default=16,
-                        help="rank of the generated LoRAs (default 16, the target's; 1 isolates what the adapter's "
-                             "graph costs apart from its arithmetic)")
+                        help="rank of the generated LoRAs (default 16, the target's; 1 with --adapter-type f32 "
+                             "--adapter-layout as-is isolates what the adapter's graph costs apart from its "
+                             "arithmetic: the CPU layout pads every rank to 32)")
 
 
 class BenchError(Exception):
