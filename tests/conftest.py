@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.synthetic import write_lora_for, write_lora_for_other_base, write_tiny_model
+from cra.training.synthetic import write_lora_for, write_lora_for_other_base, write_tiny_model
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,7 +63,7 @@ def wrong_base_adapter_path(gguf_dir: Path) -> Path:
 def real_model_0_5b() -> Path:
     """The real default 0.5B model: CRA_TEST_MODEL_0_5B, else the one `cra models install` assembled; skips the
     test when neither is there (`make test` installs it)."""
-    from pipeline.models.registry import find_installed
+    from cra.pipeline.models.registry import find_installed
 
     value = os.environ.get("CRA_TEST_MODEL_0_5B")
     installed = find_installed("qwen2.5-coder-0.5b")

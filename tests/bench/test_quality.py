@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import quality
-from bench import quality_tasks as qt
-from bench.quality_naive import extract_definition, fit_file, splice_answer
-from bench.quality_report import Row, side_summary, targets
+from cra.bench import quality
+from cra.bench import quality_tasks as qt
+from cra.bench.quality_naive import extract_definition, fit_file, splice_answer
+from cra.bench.quality_report import Row, side_summary, targets
 
 UNIT = """\
 #include <stddef.h>
@@ -198,7 +198,7 @@ def _args(tmp_path: Path, **extra: object) -> argparse.Namespace:
 @pytest.mark.slow
 def test_report_shape_with_the_tiny_model(mini_root: Path, tmp_path: Path, long_tiny_model: Path,
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.engine import LocalEngine
+    from cra.pipeline.engine import LocalEngine
 
     monkeypatch.setattr(quality, "IMPLEMENT_TASKS", [qt.TaskSpec("implement", "mini", "strutil.c", "clamp"),
                                                      qt.TaskSpec("implement", "mini", "strutil.c", "unused_twice")])
@@ -230,7 +230,7 @@ def test_report_shape_with_the_tiny_model(mini_root: Path, tmp_path: Path, long_
     assert summary["implement"]["pipeline"]["tasks"] == 1 and "pipeline_minus_naive_points" in summary["implement"]
     assert set(report["targets"]) == {"pipeline_minus_naive_points", "generated_tests_compile_rate"}
     # The markdown rendering of the same report names every row's task.
-    from bench.quality_report import markdown
+    from cra.bench.quality_report import markdown
 
     text = markdown(report)
     assert "implement:mini:strutil.c:clamp" in text and "| main | tests | pipeline |" in text

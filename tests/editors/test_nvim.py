@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline.config import ROLES
+from cra.pipeline.config import ROLES
 
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "editors" / "nvim"
 DRIVER = Path(__file__).with_name("nvim_driver.lua")
-SERVER_ARGV = [sys.executable, "-m", "server"]
+SERVER_ARGV = [sys.executable, "-m", "cra.server"]
 
 POINT_H = """#ifndef POINT_H
 #define POINT_H

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from adapters.synthetic import write_lora_for
+from cra.training.synthetic import write_lora_for
 
-from pipeline.actions import ActionRequest, ActionResult
-from pipeline.calllog import CallLog
-from pipeline.engine import CancelToken, LocalEngine
-from pipeline.orchestrator import run_action
+from cra.pipeline.actions import ActionRequest, ActionResult
+from cra.pipeline.calllog import CallLog
+from cra.pipeline.engine import CancelToken, LocalEngine
+from cra.pipeline.orchestrator import run_action
 
 from pipeline_support import Runner, tiny_config
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.actions import ActionResult
-from pipeline.calllog import CallLog
-from pipeline.config import ROLES, STAGES, Config, load_config
+from cra.pipeline.actions import ActionResult
+from cra.pipeline.calllog import CallLog
+from cra.pipeline.config import ROLES, STAGES, Config, load_config
 
 # Grammar-bounded outputs of the tiny byte-level model can take a token per byte: give them room.
 STRUCTURED_BUDGET = 6000

@@ -7,11 +7,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.calllog import CallLog
-from pipeline.context import parse_source
-from pipeline.engine import CancelToken
-from pipeline.flows.plan import Plan
-from pipeline.sandbox import compile_unit
+from cra.pipeline.calllog import CallLog
+from cra.pipeline.context import parse_source
+from cra.pipeline.engine import CancelToken
+from cra.pipeline.flows.plan import Plan
+from cra.pipeline.sandbox import compile_unit
 
 from pipeline_support import Runner, notes, states
 

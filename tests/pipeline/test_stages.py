@@ -9,22 +9,22 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.calllog import CallLog
-from pipeline.config import STAGES
-from pipeline.engine import LocalEngine
-from pipeline.llm import StageLLM
-from pipeline.router import ModelRouter
-from pipeline.sandbox import compile_unit, run_generated_test
-from pipeline.stages import adjustment as a4
-from pipeline.stages import documentation as a9
-from pipeline.stages import meta_plan as a1
-from pipeline.stages import precision as a8
-from pipeline.stages import refilter as a10
-from pipeline.stages import routing as a12
-from pipeline.stages import scaffold as a3
-from pipeline.stages import scope as a11
-from pipeline.stages import test_generation as a7
-from pipeline.stages.doxygen import render_block
+from cra.pipeline.calllog import CallLog
+from cra.pipeline.config import STAGES
+from cra.pipeline.engine import LocalEngine
+from cra.pipeline.llm import StageLLM
+from cra.pipeline.router import ModelRouter
+from cra.pipeline.sandbox import compile_unit, run_generated_test
+from cra.pipeline.stages import adjustment as a4
+from cra.pipeline.stages import documentation as a9
+from cra.pipeline.stages import meta_plan as a1
+from cra.pipeline.stages import precision as a8
+from cra.pipeline.stages import refilter as a10
+from cra.pipeline.stages import routing as a12
+from cra.pipeline.stages import scaffold as a3
+from cra.pipeline.stages import scope as a11
+from cra.pipeline.stages import test_generation as a7
+from cra.pipeline.stages.doxygen import render_block
 
 from pipeline_support import tiny_config
 
@@ -42,7 +42,7 @@ def llm(tmp_path: Path, engine: LocalEngine, long_tiny_model: Path, log: CallLog
 def test_every_stage_module_declares_its_contract() -> None:
     codes = []
     for name in MODULES:
-        module = importlib.import_module(f"pipeline.stages.{name}")
+        module = importlib.import_module(f"cra.pipeline.stages.{name}")
         assert module.STAGE in STAGES, name
         assert module.MODE in ("generate", "structured", "decision", "deterministic")
         assert module.DEFAULT_ADAPTER.startswith(module.CODE.lower() + "-")
@@ -74,7 +74,7 @@ HEAVY = {"meta_plan", "test_generation", "adjustment"}
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
                                   for n in sorted(STRUCTURED_CALLS)])
 def test_structured_stage_decodes_into_its_struct(name: str, llm: StageLLM, log: CallLog) -> None:
-    module = importlib.import_module(f"pipeline.stages.{name}")
+    module = importlib.import_module(f"cra.pipeline.stages.{name}")
     messages = STRUCTURED_CALLS[name](module)
     assert messages[0].role == "system" and messages[1].content.startswith("Project context:")
     value = llm.structured(module.STAGE, messages, module.OUTPUT)
@@ -129,7 +129,7 @@ def test_scaffold_renders_prototypes_and_stubs_that_compile(tmp_path: Path) -> N
     source = '#include "geo.h"\n' + "\n".join(a3.render_stub(s) for s in specs)
     result = compile_unit(tmp_path, "geo.c", source, flags=["-std=c11", "-Wall", "-Wextra", "-Werror"])
     assert result.ok, result.stderr
-    from pipeline.context import parse_source
+    from cra.pipeline.context import parse_source
     stubs = {s.name: s.is_stub for s in parse_source("geo.c", source.encode()).symbols if s.kind == "function"}
     assert stubs == {"area": True, "name_of": True, "origin": True, "reset": True}  # implement can fill them
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lsp_support import STUB_SOURCE
 
-from adapters.synthetic import write_tiny_model
+from cra.training.synthetic import write_tiny_model
 
 
 @pytest.fixture()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from pipeline.config import ROLES
+from cra.pipeline.config import ROLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_COMMAND = [sys.executable, "-m", "server"]
+SERVER_COMMAND = [sys.executable, "-m", "cra.server"]
 SERVER_ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 STUB_SOURCE = """\
@@ -38,7 +38,7 @@ def install_client_handlers(client) -> dict:
     (applied to `state["texts"][uri]` when that document is tracked and the version matches, else refused)."""
     from lsprotocol import types
 
-    from clients.headless import _apply_text_edits
+    from cra.clients.headless import _apply_text_edits
 
     state: dict = {"registrations": [], "texts": {}, "versions": {}, "edits": [], "answer": None}
 

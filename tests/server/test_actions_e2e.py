@@ -10,8 +10,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from clients.lsp_types import install_code_action_hook
-from server.runner import PipelineRunner
+from cra.clients.lsp_types import install_code_action_hook
+from cra.server.runner import PipelineRunner
 
 from lsp_support import (SERVER_COMMAND, SERVER_ENV, STUB_SOURCE, install_client_handlers, model_config,
                          progress_values, task_rows)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
-from clients.headless import _apply_text_edits
-from pipeline.actions import ActionResult, FileOut
-from server.edits import EditRefused, minimal_edit, offset_at, position_at, target_edit, workspace_edit
+from cra.clients.headless import _apply_text_edits
+from cra.pipeline.actions import ActionResult, FileOut
+from cra.server.edits import EditRefused, minimal_edit, offset_at, position_at, target_edit, workspace_edit
 
 JOB_TEXT = "int add(int a, int b) {\n    return a + b;\n}\n\nint clamp(int v) {\n    return 0;\n}\n"
 STUB = "int clamp(int v) {\n    return 0;\n}"

@@ -13,9 +13,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from clients.lsp_types import install_code_action_hook
-from server.actions import ALL_COMMANDS, CODE_ACTION_KINDS
-from server.runner import PipelineRunner
+from cra.clients.lsp_types import install_code_action_hook
+from cra.server.actions import ALL_COMMANDS, CODE_ACTION_KINDS
+from cra.server.runner import PipelineRunner
 
 from lsp_support import (LINE_IN_ADD, LINE_IN_CLAMP, LINE_OF_SCALE, LINE_OUTSIDE, SERVER_COMMAND, SERVER_ENV,
                          install_client_handlers)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError
-from server.runner import PipelineRunner
-from server.settings import ServerSettings
+from cra.pipeline.config import ConfigError
+from cra.server.runner import PipelineRunner
+from cra.server.settings import ServerSettings
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(30)
 # A server whose handler silences fd 1 the way llama.cpp's model loader does, then answers.
 SCRIPT = """
 import os
-from server.app import create_server, start_stdio
+from cra.server.app import create_server, start_stdio
 
 server = create_server()
 

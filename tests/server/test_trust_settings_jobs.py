@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.engine.errors import Cancelled
-from server.jobs import JobCancelled, JobRunner
-from server.settings import SettingsError, parse_settings
-from server.trust import WorkspaceTrust, restrict_untrusted
+from cra.pipeline.config import load_config
+from cra.pipeline.engine.errors import Cancelled
+from cra.server.jobs import JobCancelled, JobRunner
+from cra.server.settings import SettingsError, parse_settings
+from cra.server.trust import WorkspaceTrust, restrict_untrusted
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,0 +1,273 @@
+"""A headless LSP client for cra: start `cra lsp`, run one action on one file, return the would-be new text.
+
+Usable as a Python API (`run_action`) and behind `cra run`. It talks to the server exactly like an editor does:
+didOpen, codeAction at the symbol, resolve when needed, executeCommand, answering `workspace/applyEdit` in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from cra.pipeline.actions import ACTIONS
+
+from .lsp_types import install_code_action_hook
+
+DEFAULT_SERVER_ARGV: tuple[str, ...] = (sys.executable, "-m", "cra.clients.cli", "lsp")
+# Whole-file actions need no symbol.
+FILE_ACTIONS = ("plan", "scaffold")
+
+
+class HeadlessError(Exception):
+    """The action could not be run; the message says why."""
+
+
+class ActionUnavailable(HeadlessError):
+    """The server does not offer the action for this file or symbol."""
+
+
+class NewFile(msgspec.Struct, kw_only=True):
+    path: str
+    text: str
+
+
+class RunOutcome(msgspec.Struct, kw_only=True):
+    ok: bool
+    action: str
+    path: str
+    old_text: str
+    new_text: str
+    diff: str  # unified diff of the target file
+    files: list[NewFile] = []  # files the action creates
+    verdict: dict[str, Any] | None = None
+    error: str | None = None
+    progress: list[str] = []
+    task_id: str = ""
+    cancelled: bool = False
+
+
+def _apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
+    from cra.server.edits import offset_at
+
+    spans = sorted(((offset_at(text, e.range.start.line, e.range.start.character),
+                     offset_at(text, e.range.end.line, e.range.end.character), e.new_text) for e in edits),
+                   key=lambda s: (s[0], s[1]), reverse=True)
+    for start, end, new_text in spans:  # back to front, so earlier offsets stay valid
+        text = text[:start] + new_text + text[end:]
+    return text
+
+
+class _Session:
+    """State of one headless run: the in-memory documents the server edits, progress and messages."""
+
+    def __init__(self, uri: str, text: str) -> None:
+        self.uri = uri
+        self.version = 1
+        self.text = text
+        self.files: dict[str, str] = {}
+        self.progress: list[str] = []
+        self.messages: list[types.ShowMessageParams] = []
+        self.stderr: list[str] = []
+
+    def apply(self, edit: types.WorkspaceEdit) -> types.ApplyWorkspaceEditResult:
+        text, files = self.text, dict(self.files)
+        try:
+            for change in edit.document_changes or []:
+                if isinstance(change, types.CreateFile):
+                    files.setdefault(change.uri, "")
+                elif isinstance(change, types.TextDocumentEdit):
+                    uri, version = change.text_document.uri, change.text_document.version
+                    plain = [e for e in change.edits if isinstance(e, types.TextEdit)]
+                    if uri == self.uri:
+                        if version is not None and version != self.version:
+                            return types.ApplyWorkspaceEditResult(
+                                applied=False, failure_reason=f"version {version} is not the current {self.version}")
+                        text = _apply_text_edits(text, plain)
+                    elif uri in files:
+                        files[uri] = _apply_text_edits(files[uri], plain)
+                    else:
+                        return types.ApplyWorkspaceEditResult(applied=False, failure_reason=f"unknown document {uri}")
+                else:
+                    return types.ApplyWorkspaceEditResult(
+                        applied=False, failure_reason=f"unsupported change {type(change).__name__}")
+            for uri, edits in (edit.changes or {}).items():
+                if uri != self.uri:
+                    return types.ApplyWorkspaceEditResult(applied=False, failure_reason=f"unknown document {uri}")
+                text = _apply_text_edits(text, list(edits))
+        except Exception as exc:  # a malformed edit is refused, never half-applied
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
+        self.text, self.files = text, files
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+
+def _capabilities() -> types.ClientCapabilities:
+    return types.ClientCapabilities(
+        workspace=types.WorkspaceClientCapabilities(
+            apply_edit=True, configuration=False,
+            workspace_edit=types.WorkspaceEditClientCapabilities(
+                document_changes=True, resource_operations=[types.ResourceOperationKind.Create]),
+            execute_command=types.ExecuteCommandClientCapabilities()),
+        text_document=types.TextDocumentClientCapabilities(
+            code_action=types.CodeActionClientCapabilities(
+                code_action_literal_support=types.ClientCodeActionLiteralOptions(
+                    code_action_kind=types.ClientCodeActionKindOptions(value_set=["refactor"])),
+                resolve_support=types.ClientCodeActionResolveOptions(properties=["edit", "command"]))),
+        window=types.WindowClientCapabilities(work_done_progress=True),
+    )
+
+
+def _make_client(session: _Session) -> LanguageClient:
+    client = LanguageClient("cra-headless", "0.1.0")
+    install_code_action_hook(client.protocol._converter)
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(ls: LanguageClient, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        return session.apply(params.edit)
+
+    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def create_progress(ls: LanguageClient, params: types.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(types.PROGRESS)
+    def progress(ls: LanguageClient, params: types.ProgressParams) -> None:
+        value = params.value if isinstance(params.value, dict) else {}
+        text = value.get("message") or value.get("title")
+        if text:
+            percent = value.get("percentage")
+            session.progress.append(f"{text} ({percent}%)" if percent is not None else str(text))
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def show_message(ls: LanguageClient, params: types.ShowMessageParams) -> None:
+        session.messages.append(params)
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(ls: LanguageClient, params: types.LogMessageParams) -> None:
+        return None
+
+    return client
+
+
+async def _drain_stderr(client: LanguageClient, session: _Session) -> None:
+    # The server's stderr is a pipe nobody else reads: drain it so a chatty server never blocks on a full pipe.
+    stream = client._server.stderr if client._server else None
+    if stream is None:
+        return
+    while line := await stream.readline():
+        session.stderr.append(line.decode("utf-8", "replace").rstrip())
+        del session.stderr[:-50]
+
+
+def _symbol_line(text: str, symbol: str | None, action: str) -> int:
+    if symbol is None:
+        if action in FILE_ACTIONS:
+            return 0
+        raise HeadlessError(f"the {action} action works on a function: name it (--symbol NAME)")
+    from cra.server.symbols import find_function, functions_in
+
+    site = find_function(functions_in(text.encode("utf-8")), symbol)
+    if site is None:
+        raise HeadlessError(f"no function named `{symbol}` in this file")
+    return site.start_line
+
+
+def _pick(actions: list[Any], action: str, symbol: str | None) -> types.CodeAction:
+    kind = f"refactor.rewrite.cra.{action}"
+    for candidate in actions:
+        if isinstance(candidate, types.CodeAction) and candidate.kind == kind:
+            return candidate
+    offered = ", ".join(str(a.kind).rsplit(".", 1)[-1] for a in actions if isinstance(a, types.CodeAction))
+    target = f"`{symbol}`" if symbol else "this file"
+    raise ActionUnavailable(f"the {action} action is not available for {target}"
+                            + (f" (available: {offered})" if offered else ""))
+
+
+async def run_action_async(action: str, path: str | Path, *, symbol: str | None = None, trust: bool = False,
+                           config: dict[str, Any] | None = None, config_file: str | None = None,
+                           instruction: str = "", server_argv: list[str] | tuple[str, ...] | None = None,
+                           timeout: float = 900.0) -> RunOutcome:
+    """Run `action` on `path` through a fresh `cra lsp` server; nothing is written to disk."""
+    if action not in ACTIONS:
+        raise ActionUnavailable(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})")
+    file = Path(path).resolve()
+    try:
+        old_text = file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise HeadlessError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise HeadlessError(f"{path} is not UTF-8 text (byte {exc.start}); cra works on UTF-8 C sources") from None
+    line = _symbol_line(old_text, symbol, action)
+    uri = file.as_uri()
+    session = _Session(uri, old_text)
+    client = _make_client(session)
+    argv = list(server_argv or DEFAULT_SERVER_ARGV)
+    await client.start_io(argv[0], *argv[1:])
+    stderr_task = asyncio.create_task(_drain_stderr(client, session))
+    options: dict[str, Any] = {"trust": trust, "config": config or {}}
+    if config_file:
+        options["configFile"] = str(Path(config_file).resolve())
+    try:
+        async with asyncio.timeout(timeout):
+            await client.initialize_async(types.InitializeParams(
+                capabilities=_capabilities(), process_id=os.getpid(), root_uri=file.parent.as_uri(),
+                initialization_options=options))
+            client.initialized(types.InitializedParams())
+            client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+                uri=uri, language_id="c", version=session.version, text=old_text)))
+            position = types.Position(line=line, character=0)
+            offered = await client.text_document_code_action_async(types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=position, end=position),
+                context=types.CodeActionContext(diagnostics=[], only=[f"refactor.rewrite.cra.{action}"])))
+            chosen = _pick(list(offered or []), action, symbol)
+            if chosen.command is None:
+                chosen = await client.code_action_resolve_async(chosen)
+            if chosen.command is None:
+                raise HeadlessError(f"the server's {action} action carries no command")
+            arguments = list(chosen.command.arguments or [])
+            if instruction and arguments and isinstance(arguments[0], dict):
+                arguments[0] = {**arguments[0], "instruction": instruction}
+            result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+                command=chosen.command.command, arguments=arguments))
+            await client.shutdown_async(None)
+            client.exit(None)
+    except TimeoutError:
+        raise HeadlessError(f"the {action} action did not finish within {timeout:g} s") from None
+    except RuntimeError as exc:  # the server process died
+        detail = "\n".join(session.stderr[-10:])
+        raise HeadlessError(f"the cra server stopped: {exc}" + (f"\n{detail}" if detail else "")) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client._server.wait(), 5) if client._server else None
+        stderr_task.cancel()
+        await client.stop()
+    result = result if isinstance(result, dict) else {}
+    files = [NewFile(path=types_uri_path(u), text=t) for u, t in sorted(session.files.items())]
+    diff = "".join(difflib.unified_diff(old_text.splitlines(keepends=True), session.text.splitlines(keepends=True),
+                                        fromfile=f"a/{file.name}", tofile=f"b/{file.name}"))
+    error = result.get("error")
+    if not result.get("ok") and not error:
+        errors = [m.message for m in session.messages if m.type == types.MessageType.Error]
+        error = errors[-1] if errors else "the action failed without a message"
+    return RunOutcome(ok=bool(result.get("ok")), action=action, path=str(file), old_text=old_text,
+                      new_text=session.text, diff=diff, files=files, verdict=result.get("verdict"), error=error,
+                      progress=session.progress, task_id=result.get("task_id") or "",
+                      cancelled=bool(result.get("cancelled")))
+
+
+def types_uri_path(uri: str) -> str:
+    from cra.server.documents import uri_to_path
+
+    return uri_to_path(uri)
+
+
+def run_action(action: str, path: str | Path, **kwargs: Any) -> RunOutcome:
+    """Synchronous `run_action_async`."""
+    return asyncio.run(run_action_async(action, path, **kwargs))
