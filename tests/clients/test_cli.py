@@ -72,7 +72,7 @@ def test_a_pipe_closed_early_is_not_an_error(tmp_path: Path) -> None:
         log.log_call(CallRecord(task_id="t", stage="implement", messages=[{"role": "user", "content": "x" * 500}],
                                 response=str(i), started_at=float(i)))
     log.close()
-    shown = subprocess.run(f"{sys.executable} -m clients.cli logs --root {tmp_path} --json -n 0 | head -1",
+    shown = subprocess.run(f"{sys.executable} -m cra.clients.cli logs --root {tmp_path} --json -n 0 | head -1",
                            shell=True, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and shown.stdout.strip() == "["
     assert "Traceback" not in shown.stderr and "Broken pipe" not in shown.stderr
