@@ -357,8 +357,8 @@ class _Builder:
         if type_node is not None and type_node.type in _TYPE_SPECIFIERS:
             first_name = self._type_specifier(type_node, doc, typedef_name="", span=False)
         prefix_end = type_node.end_byte if type_node is not None else node.start_byte
-        if type_node is not None and type_node.child_by_field_name("body") is not None:
-            body = type_node.child_by_field_name("body")
+        body = type_node.child_by_field_name("body") if type_node is not None else None
+        if body is not None:
             prefix = _collapse(
                 _text(data, node.start_byte, body.start_byte) + "{ ... }" + _text(data, body.end_byte, prefix_end)
             )

@@ -190,8 +190,8 @@ def file_usage(index: WorkspaceIndex, path: str, limit: int = 40, minimum: int =
     result: list[tuple[Symbol, int]] = []
     seen: set[tuple[str, int]] = set()
     for (name, kind), count in common:
-        kinds = k.TYPE_KINDS if kind == k.REF_TYPE else None
-        symbol = index.resolve(name, path, kinds, visible_only=kind == k.REF_IDENT)
+        wanted = k.TYPE_KINDS if kind == k.REF_TYPE else None
+        symbol = index.resolve(name, path, wanted, visible_only=kind == k.REF_IDENT)
         if symbol is None or symbol.key in seen:
             continue
         if symbol.kind == k.ENUMERATOR and symbol.parent:
@@ -294,19 +294,19 @@ def retrieve(
         files[path] = FileCandidate(path, tier, distance, 0, FAR, 0, co_pairs.get(path, 0))
     for candidate in symbols:
         path = candidate.symbol.file
-        entry = files.get(path)
-        if entry is None:
-            entry = files[path] = FileCandidate(
+        file_entry = files.get(path)
+        if file_entry is None:
+            file_entry = files[path] = FileCandidate(
                 path, candidate.tier, FAR, 0, FAR, 0, co_pairs.get(path, 0)
             )
-        elif _tier_order(candidate.tier) < _tier_order(entry.tier):
-            entry.tier = candidate.tier
+        elif _tier_order(candidate.tier) < _tier_order(file_entry.tier):
+            file_entry.tier = candidate.tier
         if candidate.distance < FAR:
-            entry.graph_symbols += 1
-            entry.min_distance = min(entry.min_distance, candidate.distance)
+            file_entry.graph_symbols += 1
+            file_entry.min_distance = min(file_entry.min_distance, candidate.distance)
         if candidate.sibling_uses or candidate.file_uses:
-            entry.neighbour_symbols += 1
-        entry.keyword_hits += candidate.keyword_hits
+            file_entry.neighbour_symbols += 1
+        file_entry.keyword_hits += candidate.keyword_hits
     return Retrieval(target, words, sorted(files.values(), key=lambda f: f.path), symbols)
 
 
