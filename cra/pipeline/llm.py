@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import msgspec
 
 from cra.pipeline.calllog import CallLog, CallRecord, file_fingerprint
-from cra.pipeline.engine import CallStats, CancelToken, Cancelled, Decision, Generation, Message, Timeout
+from cra.pipeline.engine import CallStats, CancelToken, Cancelled, Decision, Engine, Generation, Message, Timeout
 from cra.pipeline.router import ModelRouter, Route
 
 T = TypeVar("T")
 
 
 class StageLLM:
-    def __init__(self, router: ModelRouter, engine: Any, log: CallLog | None, *, task_id: str | None = None,
+    def __init__(self, router: ModelRouter, engine: Engine, log: CallLog | None, *, task_id: str | None = None,
                  cancel: CancelToken | None = None) -> None:
         self.router = router
         self.engine = engine

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cra.pipeline.actions import ActionRequest, ActionResult
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.config import Config, ConfigError, load_config
-from cra.pipeline.engine import CancelToken
+from cra.pipeline.engine import CancelToken, Engine
 from cra.pipeline.orchestrator import Progress, run_action
+
+if TYPE_CHECKING:
+    from cra.pipeline.engine.scheduler import Scheduler
 
 # A directory holding one of these is taken as the workspace root of a file outside any editor workspace.
 ROOT_MARKERS = ("cra.toml", "compile_commands.json", ".git", "Makefile", "CMakeLists.txt", "meson.build")
@@ -26,7 +29,7 @@ def find_root(path: str | Path) -> Path:
     return start
 
 
-def make_engine(config: Config) -> Any:
+def make_engine(config: Config) -> Engine:
     """The engine the config asks for: in-process llama.cpp (default) or a remote OpenAI-compatible server."""
     if config.engine.backend == "remote":
         from cra.pipeline.engine.remote import RemoteEngine
@@ -38,25 +41,25 @@ def make_engine(config: Config) -> Any:
 
 
 class Workspace:
-    def __init__(self, root: str | Path, config: Config | None = None, *, engine: Any = None,
+    def __init__(self, root: str | Path, config: Config | None = None, *, engine: Engine | None = None,
                  overrides: dict[str, Any] | None = None) -> None:
         self.root = Path(root).resolve()
         self.overrides = overrides
         self.config = config or load_config(self.root, overrides=overrides)
         self._base_engine = engine  # shared by every workspace of the process: models stay resident
-        self._engine: Any = None  # this config's scheduler over it (memory budget, queues, timeouts)
+        self._engine: Scheduler | None = None  # this config's scheduler over it (memory budget, queues, timeouts)
         self._log: CallLog | None = None
         self.index: Any = None
         self._lock = threading.Lock()
 
     @property
-    def base_engine(self) -> Any:
+    def base_engine(self) -> Engine:
         if self._base_engine is None:
             self._base_engine = make_engine(self.config)
         return self._base_engine
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Scheduler:
         """The scheduler the pipeline calls: the tier-0 model pinned, others unloaded LRU under the memory
         budget, one queue per model with its roles' `max_concurrency` and `default_timeout`."""
         if self._engine is None:

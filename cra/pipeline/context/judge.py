@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cra.pipeline.engine.types import Engine
 
 JUDGE_SYSTEM_PROMPT = (
     "You select context for a C coding task. Answer each question about one candidate with yes or no."
@@ -30,7 +33,7 @@ def ask(judge: Judge, stage: str, prefix: str, questions: list[str]) -> list[tup
 
 
 def engine_judge(
-    engine: Any,
+    engine: Engine,
     model_spec: Any,
     adapters_for_stage: Mapping[str, Sequence[Any]] | Callable[[str], Sequence[Any]],
 ) -> Judge:

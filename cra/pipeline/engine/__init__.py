@@ -1,7 +1,16 @@
-"""In-process llama.cpp engine (see docs/DESIGN.md, "Engine")."""
+"""In-process llama.cpp engine (see docs/DESIGN.md, "Engine").
+
+Importing the package loads only its data types, errors and cancellation tokens. The backends are imported on
+first use of their names (PEP 562), so that a process that never builds a `LocalEngine` (the language server
+answering `initialize`, a remote backend, the CLI) does not load llama.cpp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .cancel import CancelToken, Deadline
-from .chat import ChatRenderer
 from .errors import (
     AdapterMismatchError,
     Cancelled,
@@ -14,15 +23,11 @@ from .errors import (
     StructuredOutputError,
     Timeout,
 )
-from .ggufcheck import GGUFInfo, check_adapter_fits, read_gguf
-from .local import LocalEngine
-from .pool import MemoryBudgetError, ModelPool
-from .remote import RemoteEngine, RemoteError
-from .scheduler import ModelPolicy, QueueFull, Scheduler, scheduler_from_config
 from .types import (
     AdapterSpec,
     CallStats,
     Decision,
+    Engine,
     EngineStats,
     FinishReason,
     Generation,
@@ -30,6 +35,45 @@ from .types import (
     Message,
     ModelSpec,
 )
+
+if TYPE_CHECKING:
+    from .chat import ChatRenderer
+    from .ggufcheck import GGUFInfo, check_adapter_fits, read_gguf
+    from .local import LocalEngine
+    from .pool import MemoryBudgetError, ModelPool
+    from .remote import RemoteEngine, RemoteError
+    from .scheduler import ModelPolicy, QueueFull, Scheduler, scheduler_from_config
+
+# name → submodule it is imported from on first access
+_LAZY = {
+    "ChatRenderer": ".chat",
+    "GGUFInfo": ".ggufcheck",
+    "check_adapter_fits": ".ggufcheck",
+    "read_gguf": ".ggufcheck",
+    "LocalEngine": ".local",
+    "MemoryBudgetError": ".pool",
+    "ModelPool": ".pool",
+    "RemoteEngine": ".remote",
+    "RemoteError": ".remote",
+    "ModelPolicy": ".scheduler",
+    "QueueFull": ".scheduler",
+    "Scheduler": ".scheduler",
+    "scheduler_from_config": ".scheduler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AdapterMismatchError",
@@ -42,6 +86,7 @@ __all__ = [
     "Deadline",
     "Decision",
     "DecodeError",
+    "Engine",
     "EngineError",
     "EngineStats",
     "FinishReason",

@@ -7,7 +7,6 @@ import json
 from typing import Any, TypeVar
 
 import msgspec
-from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from .errors import InvalidRequestError, StructuredOutputError
 
@@ -38,6 +37,9 @@ def _inline_refs(schema: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) 
 @functools.lru_cache(maxsize=256)
 def gbnf_for(struct_type: Any) -> str:
     """The GBNF grammar accepting exactly the JSON encodings of `struct_type` (cached per type)."""
+    # Imported here: importing llama_cpp loads llama.cpp, which a remote engine's process may never need.
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
     try:
         schema = msgspec.json.schema(struct_type)
     except (TypeError, ValueError) as exc:

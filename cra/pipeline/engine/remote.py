@@ -58,7 +58,7 @@ class _Stopped(Exception):
 
 
 class RemoteEngine:
-    """`LocalEngine`'s interface, served by a remote OpenAI-compatible server."""
+    """An `Engine` served by a remote OpenAI-compatible server."""
 
     def __init__(
         self,
@@ -104,7 +104,7 @@ class RemoteEngine:
         self._lora_lock = threading.Lock()
         self._tokenize_route: str | None = None
 
-    # ------------------------------------------------------------------ engine interface
+    # ------------------------------------------------------------------ engine calls (documented on `Engine`)
 
     def generate(
         self,
@@ -114,9 +114,10 @@ class RemoteEngine:
         params: GenParams | None = None,
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
+        timeout_s: float | None = None,
     ) -> Generation:
         params = params or GenParams()
-        return self._chat(model, adapters, messages, params, cancel, on_text, extra={})
+        return self._chat(model, adapters, messages, params, cancel, on_text, timeout_s, extra={})
 
     def structured(
         self,
@@ -126,6 +127,7 @@ class RemoteEngine:
         struct_type: type[T],
         params: GenParams | None = None,
         cancel: CancelToken | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[T, Generation]:
         params = params or GenParams()
         name = getattr(struct_type, "__name__", str(struct_type))
@@ -139,7 +141,7 @@ class RemoteEngine:
                                                                                  "strict": True}}}
         # The grammar decides where the output ends: stop sequences could cut the JSON.
         params = msgspec.structs.replace(params, stop=[])
-        gen = self._chat(model, adapters, messages, params, cancel, None, extra=extra)
+        gen = self._chat(model, adapters, messages, params, cancel, None, timeout_s, extra=extra)
         if gen.stats.finish_reason == "length":
             raise StructuredOutputError(
                 f"the token budget ({params.max_tokens}) ran out before the {name} JSON was complete; "
@@ -157,8 +159,8 @@ class RemoteEngine:
         cancel: CancelToken | None = None,
         timeout_s: float | None = None,
     ) -> Decision:
-        """One next-token step with top-k logprobs; each label gets the mass of the top tokens that start it,
-        renormalized over the labels (a label none of whose first tokens is in the top k gets 0)."""
+        # One next-token step with top-k logprobs; each label gets the mass of the top tokens that start it,
+        # renormalized over the labels (a label none of whose first tokens is in the top k gets 0).
         _check_labels(labels)
         deadline = Deadline(cancel, timeout_s)
         body = self._body(model, adapters, messages)
@@ -202,7 +204,7 @@ class RemoteEngine:
         cancel: CancelToken | None = None,
         timeout_s: float | None = None,
     ) -> list[Decision]:
-        """One request per question (the server's prefix cache keeps the shared prefix); one deadline for all."""
+        # One request per question (the server's prefix cache keeps the shared prefix); one deadline for all.
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         expires = None if timeout_s is None else time.monotonic() + timeout_s
@@ -312,6 +314,7 @@ class RemoteEngine:
         params: GenParams,
         cancel: CancelToken | None,
         on_text: Callable[[str], None] | None,
+        timeout_s: float | None,
         *,
         extra: Mapping[str, Any],
     ) -> Generation:
@@ -319,7 +322,7 @@ class RemoteEngine:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}")
         if params.temperature < 0:
             raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}")
-        deadline = Deadline(cancel, params.timeout_s)
+        deadline = Deadline(cancel, timeout_s if timeout_s is not None else params.timeout_s)
         body = self._body(model, adapters, messages)
         body.update(
             max_tokens=params.max_tokens,
@@ -358,8 +361,8 @@ class RemoteEngine:
                         finish = "length" if reason == "length" else "stop"
         except (Cancelled, Timeout) as exc:
             stats.finish_reason = "timeout" if isinstance(exc, Timeout) else "cancelled"
-            exc.stats = stats  # type: ignore[attr-defined]
-            exc.partial_text = "".join(pieces)  # type: ignore[attr-defined]
+            exc.stats = stats  # type: ignore[union-attr]
+            exc.partial_text = "".join(pieces)  # type: ignore[union-attr]
             raise
         end = time.perf_counter()
         stats.ttft_s = (first if first is not None else end) - t0

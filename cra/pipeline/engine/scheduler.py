@@ -1,7 +1,7 @@
 """Per-model request queues, concurrency limits and timeouts in front of an engine.
 
-`Scheduler` has the engine interface (generate, structured, decide, decide_batch, count_tokens), so `StageLLM` can
-use it wherever it uses an engine. Each call:
+`Scheduler` is an `Engine` (types.py) in front of another one, so `StageLLM` can use it wherever it uses an engine.
+Each call:
 
 1. gets a deadline: `timeout_s` given to the call, else `params.timeout_s`, else the model's `default_timeout`;
    it is measured from submission, so time spent queued counts;
@@ -19,18 +19,30 @@ server with several slots (`llama-server --parallel N`, vLLM).
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import msgspec
 
 from .cancel import CancelToken
 from .errors import Cancelled, EngineError, Timeout
-from .local import LocalEngine
-from .pool import ModelPool, budget_from_mb, model_key
-from .types import AdapterSpec, Decision, Generation, GenParams, Message, ModelSpec
+from .pool import ModelPool, ResidencyEngine, budget_from_mb, model_key
+from .types import (
+    AdapterSpec,
+    Decision,
+    Engine,
+    Generation,
+    GenParams,
+    Message,
+    ModelSpec,
+)
+
+if TYPE_CHECKING:
+    from cra.pipeline.config import Config
+    from cra.pipeline.router import ModelRouter
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,7 +148,7 @@ class Scheduler:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         *,
         pool: ModelPool | None = None,
         policies: Mapping[str, ModelPolicy] | None = None,
@@ -150,7 +162,7 @@ class Scheduler:
         self._policies: dict[str, ModelPolicy] = {}
         for name, policy in (policies or {}).items():
             self._policies[name] = policy
-        if pool is not None or isinstance(engine, LocalEngine):
+        if pool is not None or _in_process(engine):
             for name, policy in [("default", self.default_policy), *self._policies.items()]:
                 if policy.max_concurrency != 1:
                     raise ValueError(
@@ -160,7 +172,7 @@ class Scheduler:
         self._queues: dict[str, _ModelQueue] = {}
         self._queues_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ engine interface
+    # ------------------------------------------------------------------ engine calls (documented on `Engine`)
 
     def generate(
         self,
@@ -225,7 +237,7 @@ class Scheduler:
         )
 
     def count_tokens(self, model: ModelSpec, text: str) -> int:
-        """Tokenizing needs the model resident but not its context: no queue, only a lease."""
+        # Tokenizing needs the model resident but not its context: no queue, only a lease.
         if self.pool is None:
             return int(self.engine.count_tokens(model, text))
         with self.pool.lease(model):
@@ -277,6 +289,12 @@ class Scheduler:
             raise
 
 
+def _in_process(engine: Engine) -> bool:
+    """Whether `engine` is a LocalEngine (without importing llama.cpp: if local.py is not loaded, it is not one)."""
+    local = sys.modules.get(f"{__package__}.local")
+    return local is not None and isinstance(engine, local.LocalEngine)
+
+
 def _timeout_from(exc: Cancelled, token: CallToken, model: ModelSpec) -> Timeout:
     """The engine saw a tripped token; report it as what it was: the deadline passing."""
     waited = time.monotonic() - token.started
@@ -292,7 +310,7 @@ def _timeout_from(exc: Cancelled, token: CallToken, model: ModelSpec) -> Timeout
     return timeout
 
 
-def scheduler_from_config(config: Any, router: Any, engine: Any) -> Scheduler:
+def scheduler_from_config(config: Config, router: ModelRouter, engine: Engine) -> Scheduler:
     """The scheduler for a `cra.toml` config: the tier-0 role's model pinned, budget from engine.memory_budget_mb.
 
     Roles naming the same model share its queue; its default timeout is the longest of theirs (each role's own
@@ -313,5 +331,6 @@ def scheduler_from_config(config: Any, router: Any, engine: Any) -> Scheduler:
     if config.engine.backend == "remote":
         return Scheduler(engine, policies=policies)
     pinned = [specs[config.tiers.tier0]] if config.tiers.tier0 in specs else []
-    pool = ModelPool(engine, budget_from_mb(config.engine.memory_budget_mb), pinned=pinned)
+    # The in-process backend: an engine that loads and unloads models.
+    pool = ModelPool(cast(ResidencyEngine, engine), budget_from_mb(config.engine.memory_budget_mb), pinned=pinned)
     return Scheduler(engine, pool=pool, policies=policies)
