@@ -1,9 +1,10 @@
-"""The per-stage adapter map (A1–A12 plus the context sub-decisions) as data.
+"""The per-stage adapter map (A1–A12 plus the context sub-decisions): training signals and adapter routes.
 
 Every distinct cognitive task of the pipeline gets its own LoRA adapter trained on its own input/output
-distribution; this map says, per stage, what goes in, what comes out, which tier serves it, which downstream
-fact labels its training pairs, and the adapter's default name. `cra adapters list` shows it against the
-workspace config; `cra curate-data` and `cra audit` use the training signals to label logged calls.
+distribution. The stage registry (`pipeline.stages.registry`) says, per stage, what goes in, what comes out, which
+tier serves it, which training signal labels its pairs and the adapter's default name; this module defines the
+signals, labels logged calls by them, and resolves which adapter file each stage routes to. `cra adapters list`
+shows the routes against the workspace config; `cra curate-data` and `cra audit` use the labels.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import msgspec
 
 from cra.pipeline.calllog import OutcomeRow
 from cra.pipeline.config import Config, ConfigError
+from cra.pipeline.stages.registry import STAGE_SPECS, spec_for
 
 Label = Literal["positive", "negative", "unknown"]
 LABELS: tuple[Label, ...] = ("positive", "negative", "unknown")
@@ -46,95 +48,6 @@ SIGNALS: dict[str, Signal] = {
                "the symbol/file it judged was part of an edit the user accepted"),
     )
 }
-
-
-class StageSpec(msgspec.Struct, frozen=True):
-    stage: str  # the pipeline stage name (pipeline.config.STAGES)
-    code: str  # A1..A12; sub-decisions share their parent's code
-    tier: int  # 0: small binary classifier base; 1: the generalist base
-    mode: Literal["generate", "structured", "decide"]
-    input: str
-    output: str
-    signal: str  # key of SIGNALS
-    question: str  # the seeds' training-signal question, for people reading the map
-    default_adapter: str  # adapter name; the file is `<default_adapter>.gguf`
-    parent: str | None = None  # the coarse stage a sub-decision refines
-
-    @property
-    def default_file(self) -> str:
-        return f"{self.default_adapter}.gguf"
-
-    @property
-    def is_decision(self) -> bool:
-        return self.mode == "decide"
-
-
-def _spec(stage: str, code: str, tier: int, mode: Literal["generate", "structured", "decide"], input: str,
-          output: str, signal: str, question: str, parent: str | None = None) -> StageSpec:
-    # "a6-implement", "a11-scope-dependency": the code keeps files sortable, the stage keeps them readable.
-    return StageSpec(stage=stage, code=code, tier=tier, mode=mode, input=input, output=output, signal=signal,
-                     question=question, default_adapter=f"{code.lower()}-{stage.replace('_', '-')}", parent=parent)
-
-
-ADAPTER_MAP: dict[str, StageSpec] = {
-    s.stage: s
-    for s in (
-        _spec("meta_plan", "A1", 1, "structured", "task description + context",
-              "parts with dependency edges", "compiled_and_tests_passed",
-              "did the downstream parts succeed?"),
-        _spec("part_plan", "A2", 1, "structured", "part description + context", "implementation steps",
-              "compiled_and_tests_passed", "did the steps execute without adjustment loops?"),
-        _spec("scaffold", "A3", 1, "generate", "plan + context",
-              "types, signatures, Doxygen contracts", "compiled_and_tests_passed",
-              "did the implementations compile and their tests pass?"),
-        _spec("adjustment", "A4", 1, "structured", "failures + prior changes + remaining steps",
-              "revised steps", "compiled_and_tests_passed", "did the revised steps succeed?"),
-        _spec("task_analysis", "A5", 1, "structured", "raw task + repository file tree",
-              "task type, seed symbols, keywords, intent", "symbol_used",
-              "did retrieval find the files the accepted edit needed?"),
-        _spec("implement", "A6", 1, "generate", "scaffold + the function's doc comment + types",
-              "one function body", "compiled_and_tests_passed",
-              "does it compile and pass the function's tests?"),
-        _spec("test_generation", "A7", 1, "generate", "scaffold + the function's doc comment",
-              "test function(s)", "tests_compiled", "do the tests compile?"),
-        _spec("precision", "A8", 1, "structured", "task summary + symbols with signatures",
-              "detail level per symbol", "symbol_used",
-              "were the symbols needed at that detail level (edit accepted)?"),
-        _spec("documentation", "A9", 1, "generate", "source + task context", "Doxygen comment edits",
-              "edit_applied", "was the documentation edit applied?"),
-        _spec("refilter", "A10", 1, "structured", "file list with sizes + budget", "the files to keep",
-              "compiled_and_tests_passed", "did the action succeed with the kept files?"),
-        _spec("scope", "A11", 0, "decide", "task summary + one file description", "relevant / irrelevant",
-              "symbol_used", "was the file actually needed?"),
-        _spec("routing", "A12", 0, "decide", "task summary + one optional stage", "include / exclude",
-              "edit_applied", "did the selected stages produce an accepted edit?"),
-        _spec("scope_dependency", "A11", 0, "decide", "task summary + a file the seed includes",
-              "relevant / irrelevant", "symbol_used", "was the dependency actually needed?", parent="scope"),
-        _spec("scope_cochange", "A11", 0, "decide", "task summary + a file that changes with the seed",
-              "relevant / irrelevant", "symbol_used", "was the co-changing file actually needed?",
-              parent="scope"),
-        _spec("scope_metadata", "A11", 0, "decide", "task summary + a file matching the task keywords",
-              "relevant / irrelevant", "symbol_used", "was the keyword-matched file actually needed?",
-              parent="scope"),
-        _spec("precision_relevant", "A8", 0, "decide", "task summary + one symbol", "relevant or excluded",
-              "symbol_used", "was the symbol used at all?", parent="precision"),
-        _spec("precision_primary", "A8", 0, "decide", "task summary + one relevant symbol", "primary or not",
-              "symbol_used", "was the symbol needed in full?", parent="precision"),
-        _spec("precision_supporting", "A8", 0, "decide", "task summary + one non-primary symbol",
-              "supporting or type context", "symbol_used", "was the symbol needed as a signature?",
-              parent="precision"),
-    )
-}
-
-class UnknownStageError(ValueError):
-    """A stage name that is not in the adapter map."""
-
-
-def spec_for(stage: str) -> StageSpec:
-    try:
-        return ADAPTER_MAP[stage]
-    except KeyError:
-        raise UnknownStageError(f"unknown pipeline stage {stage!r} (stages: {', '.join(ADAPTER_MAP)})") from None
 
 
 def outcome_facts(outcome: OutcomeRow) -> dict[Fact, bool | None]:
@@ -174,11 +87,11 @@ class AdapterRoute(msgspec.Struct):
 def routes(config: Config, root: str | Path) -> list[AdapterRoute]:
     """Which adapter file each (base model, stage) routes to under `config`, and whether that file exists."""
     out: list[AdapterRoute] = []
-    for spec in ADAPTER_MAP.values():
-        stage_cfg = config.stage(spec.stage)
+    for spec in STAGE_SPECS.values():
+        stage_cfg = config.stage(spec.name)
         if stage_cfg.role not in config.models:
-            raise ConfigError(f"stage {spec.stage!r} uses role {stage_cfg.role!r}, which has no model")
-        adapter = config.adapter_for(spec.stage)
+            raise ConfigError(f"stage {spec.name!r} uses role {stage_cfg.role!r}, which has no model")
+        adapter = config.adapter_for(spec.name)
         exists: bool | None = None
         if adapter:
             # Same resolution as the router: user-relative, then workspace-relative.
@@ -186,7 +99,7 @@ def routes(config: Config, root: str | Path) -> list[AdapterRoute]:
             if not path.is_absolute():
                 path = Path(root) / path
             adapter, exists = str(path), path.is_file()
-        out.append(AdapterRoute(stage=spec.stage, code=spec.code, tier=spec.tier, role=stage_cfg.role,
+        out.append(AdapterRoute(stage=spec.name, code=spec.code, tier=spec.tier, role=stage_cfg.role,
                                 base_model=config.models[stage_cfg.role].model, adapter=adapter, exists=exists,
                                 default_file=spec.default_file, signal=spec.signal))
     return out

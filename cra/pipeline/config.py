@@ -15,29 +15,12 @@ from typing import Any, Literal
 
 import msgspec
 
+from cra.pipeline.stages.registry import STAGE_SPECS
+
 ROLES: tuple[str, ...] = ("router", "reasoning", "coding", "summarization", "validation")
 
-# Pipeline stages (the adapter map A1–A12) plus the context sub-decisions that have adapters of their own.
-STAGES: dict[str, str] = {
-    "meta_plan": "A1 meta-plan: parts and dependency edges",
-    "part_plan": "A2 part-plan: implementation steps for one part",
-    "scaffold": "A3 scaffold: types, signatures, Doxygen contracts",
-    "adjustment": "A4 adjustment: revised steps from failures",
-    "task_analysis": "A5 task analysis: type, seed symbols, keywords, intent",
-    "implement": "A6 implement: one function body",
-    "test_generation": "A7 test generation for one function",
-    "precision": "A8 precision classification (cascade below)",
-    "documentation": "A9 documentation: Doxygen for a function or a file",
-    "refilter": "A10 refilter: keep the files that fit the budget",
-    "scope": "A11 scope judgment (per-tier decisions below)",
-    "routing": "A12 routing: include or exclude each optional stage",
-    "scope_dependency": "A11 scope judgment, dependency tier",
-    "scope_cochange": "A11 scope judgment, co-change tier",
-    "scope_metadata": "A11 scope judgment, metadata tier",
-    "precision_relevant": "A8 cascade: is the symbol relevant?",
-    "precision_primary": "A8 cascade: is it primary?",
-    "precision_supporting": "A8 cascade: is it supporting?",
-}
+# Pipeline stages (A1–A12) plus the context sub-decisions that have adapters of their own: name → "A6 implement: ...".
+STAGES: dict[str, str] = {name: spec.title for name, spec in STAGE_SPECS.items()}
 
 CONFIG_FILENAME = "cra.toml"
 
@@ -142,12 +125,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
         return self.adapters.get(base, {}).get(stage)
 
 
-_DECISION_STAGES = {"scope", "routing", "scope_dependency", "scope_cochange", "scope_metadata",
-                    "precision_relevant", "precision_primary", "precision_supporting"}
-
-
 def _default_role(config: Config, stage: str) -> str:
-    return config.tiers.tier0 if stage in _DECISION_STAGES else config.tiers.tier1
+    return config.tiers.tier0 if STAGE_SPECS[stage].tier == 0 else config.tiers.tier1
 
 
 DEFAULTS: dict[str, Any] = {

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 import msgspec
 
-from cra.pipeline.adapter_map import ADAPTER_MAP, label_for, outcome_failed
+from cra.pipeline.adapter_map import label_for, outcome_failed
 from cra.training.curate import CurationError, call_failed
 from cra.pipeline.calllog import CallLog, CallRow, OutcomeRow
+from cra.pipeline.stages.registry import STAGE_SPECS
 
 COLUMNS: tuple[str, ...] = ("stage", "code", "adapter", "calls", "tasks", "failed_calls", "failed_call_rate",
                             "tasks_with_outcome", "downstream_failure_rate", "signal_negative_rate",
@@ -54,10 +55,10 @@ class AuditReport(msgspec.Struct, kw_only=True):
 
 def audit(log: CallLog, *, stages: Iterable[str] = (), since: float | None = None,
           by_adapter: bool = False) -> AuditReport:
-    selected = list(stages) or list(ADAPTER_MAP)
-    unknown = [s for s in selected if s not in ADAPTER_MAP]
+    selected = list(stages) or list(STAGE_SPECS)
+    unknown = [s for s in selected if s not in STAGE_SPECS]
     if unknown:  # a clear error before any work
-        raise AuditError(f"--stage {unknown[0]!r}: unknown stage (stages: {', '.join(ADAPTER_MAP)})")
+        raise AuditError(f"--stage {unknown[0]!r}: unknown stage (stages: {', '.join(STAGE_SPECS)})")
     try:
         outcomes = {o.task_id: o for o in log.outcomes()}
         calls_by_stage = {s: [c for c in log.calls(stage=s, newest_first=False)
@@ -86,12 +87,12 @@ def _stage_audit(stage: str, calls: list[CallRow], outcomes: dict[str, OutcomeRo
     judged = [outcomes[t] for t in sorted(tasks) if t in outcomes]
     failed_calls = sum(1 for c in calls if call_failed(c))
     failed_tasks = sum(1 for o in judged if outcome_failed(o))
-    if stage in ADAPTER_MAP:
+    if stage in STAGE_SPECS:
         labels = [label_for(stage, o) for o in judged]
-        code = ADAPTER_MAP[stage].code
+        code = STAGE_SPECS[stage].code
     else:  # the total row mixes stages: each task counts under each of its stages' signals
         labels = [label_for(c.stage, outcomes[t]) for t, c in _first_call_per_task_stage(calls)
-                  if t in outcomes and c.stage in ADAPTER_MAP]
+                  if t in outcomes and c.stage in STAGE_SPECS]
         code = ""
     known = [label for label in labels if label != "unknown"]
     negative = sum(1 for label in known if label == "negative")

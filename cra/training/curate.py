@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from cra.pipeline.adapter_map import ADAPTER_MAP, LABELS, Label, label_for, spec_for
+from cra.pipeline.adapter_map import LABELS, Label, label_for
 from cra.pipeline.calllog import CallLog, CallLogError, CallRow, OutcomeRow, log_path
+from cra.pipeline.stages.registry import STAGE_SPECS, spec_for
 
 MinLabel = Literal["positive", "known", "any"]
 # Which labels each --min-label keeps: "known" adds negatives (preference/KTO-style sets), "any" adds unlabelled.
@@ -45,7 +46,7 @@ class CurationError(Exception):
 
 
 class CurateOptions(msgspec.Struct, kw_only=True):
-    stages: list[str] = []  # empty: every stage of the adapter map
+    stages: list[str] = []  # empty: every stage of the registry
     min_label: MinLabel = "positive"
     since: float | None = None  # epoch seconds; calls started earlier are skipped
     model: str | None = None  # only calls served by this base model name
@@ -117,8 +118,8 @@ def check_options(options: CurateOptions) -> None:
     if options.min_label not in KEPT_LABELS:
         raise CurationError(f"--min-label {options.min_label!r}: choose one of {', '.join(KEPT_LABELS)}")
     for stage in options.stages:
-        if stage not in ADAPTER_MAP:
-            raise CurationError(f"--stage {stage!r}: unknown stage (stages: {', '.join(ADAPTER_MAP)})")
+        if stage not in STAGE_SPECS:
+            raise CurationError(f"--stage {stage!r}: unknown stage (stages: {', '.join(STAGE_SPECS)})")
 
 
 def curate(log: CallLog, out_dir: str | Path, options: CurateOptions) -> Manifest:
@@ -150,7 +151,7 @@ def _export(log: CallLog, out: Path, options: CurateOptions) -> Manifest:
     skipped = Skipped()
     stages: dict[str, StageCounts] = {}
     # One stage at a time keeps memory bounded by the largest stage, not the whole log.
-    for stage in options.stages or list(ADAPTER_MAP):
+    for stage in options.stages or list(STAGE_SPECS):
         try:
             calls = log.calls(stage=stage, newest_first=False)
         except (sqlite3.DatabaseError, ValueError, msgspec.ValidationError) as exc:

@@ -1,4 +1,5 @@
-"""The adapter map as data: coverage of the pipeline stages, tiers, signals, labels, and config routing."""
+"""The adapter map over the stage registry: coverage of the pipeline stages, tiers, signals, labels, and config
+routing."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cra.pipeline.adapter_map import ADAPTER_MAP, SIGNALS, UnknownStageError, label_for, outcome_failed, routes, spec_for
+from cra.pipeline.adapter_map import SIGNALS, label_for, outcome_failed, routes
 from cra.pipeline.calllog import OutcomeRow
 from cra.pipeline.config import STAGES, load_config
 from cra.pipeline.stages import implement
+from cra.pipeline.stages.registry import STAGE_SPECS, UnknownStageError, spec_for
 
 
 @pytest.fixture(autouse=True)
@@ -18,26 +20,26 @@ def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_map_covers_exactly_the_configured_stages() -> None:
-    assert set(ADAPTER_MAP) == set(STAGES)
-    assert {s.code for s in ADAPTER_MAP.values()} == {f"A{i}" for i in range(1, 13)}
-    for spec in ADAPTER_MAP.values():
-        assert STAGES[spec.stage].startswith(spec.code + " ")  # the config's description names the same code
+    assert set(STAGE_SPECS) == set(STAGES)
+    assert {s.code for s in STAGE_SPECS.values()} == {f"A{i}" for i in range(1, 13)}
+    for spec in STAGE_SPECS.values():
+        assert STAGES[spec.name].startswith(spec.code + " ")  # the config's description names the same code
         assert spec.signal in SIGNALS
-        assert spec.parent is None or ADAPTER_MAP[spec.parent].code == spec.code
+        assert spec.parent is None or STAGE_SPECS[spec.parent].code == spec.code
 
 
 def test_default_adapter_names_are_unique_and_match_the_stage_modules() -> None:
-    names = [s.default_adapter for s in ADAPTER_MAP.values()]
+    names = [s.default_adapter for s in STAGE_SPECS.values()]
     assert len(set(names)) == len(names)
-    assert spec_for("implement").default_adapter == implement.DEFAULT_ADAPTER
+    assert spec_for("implement").default_adapter == implement.SPEC.default_adapter == "a6-implement"
     assert spec_for("scope_cochange").default_file == "a11-scope-cochange.gguf"
 
 
 def test_tiers_agree_with_the_configs_default_roles() -> None:
     config = load_config(None, user=False)
-    for spec in ADAPTER_MAP.values():
+    for spec in STAGE_SPECS.values():
         tier_role = config.tiers.tier0 if spec.tier == 0 else config.tiers.tier1
-        assert config.stage(spec.stage).role == tier_role, spec.stage
+        assert config.stage(spec.name).role == tier_role, spec.name
         assert spec.is_decision == (spec.tier == 0)
 
 

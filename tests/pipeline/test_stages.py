@@ -1,30 +1,38 @@
-"""Stage modules: every structured stage decodes into its Struct through StageLLM (grammar-constrained, logged),
-every decision stage yields one of its labels, and the deterministic renderers produce C that gcc accepts."""
+"""Stage modules: each declares one StageSpec and the registry, the config and the adapter map agree with it; every
+structured stage decodes into its Struct through StageLLM (grammar-constrained, logged), the generate stage yields
+text, every decision stage yields one of its labels, and the deterministic renderers produce C that gcc accepts."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from cra.pipeline.calllog import CallLog
-from cra.pipeline.config import STAGES
+from cra.pipeline.config import STAGES, load_config
 from cra.pipeline.engine import LocalEngine
 from cra.pipeline.llm import StageLLM
 from cra.pipeline.router import ModelRouter
 from cra.pipeline.sandbox import compile_unit, run_generated_test
 from cra.pipeline.stages import adjustment as a4
 from cra.pipeline.stages import documentation as a9
+from cra.pipeline.stages import implement as a6
 from cra.pipeline.stages import meta_plan as a1
 from cra.pipeline.stages import precision as a8
 from cra.pipeline.stages import refilter as a10
+from cra.pipeline.stages import registry
 from cra.pipeline.stages import routing as a12
 from cra.pipeline.stages import scaffold as a3
 from cra.pipeline.stages import scope as a11
 from cra.pipeline.stages import test_generation as a7
 from cra.pipeline.stages.doxygen import render_block
+from cra.pipeline.stages.registry import STAGE_MODULES, STAGE_SPECS, spec_for
+from cra.pipeline.stages.spec import MODES, StageSpec
 
 from pipeline_support import tiny_config
 
@@ -43,14 +51,115 @@ def test_every_stage_module_declares_its_contract() -> None:
     codes = []
     for name in MODULES:
         module = importlib.import_module(f"cra.pipeline.stages.{name}")
-        assert module.STAGE in STAGES, name
-        assert module.MODE in ("generate", "structured", "decision", "deterministic")
-        assert module.DEFAULT_ADAPTER.startswith(module.CODE.lower() + "-")
+        spec = module.SPEC
+        assert [v for v in vars(module).values() if isinstance(v, StageSpec)] == [spec], name  # exactly one
+        assert spec.name in STAGES, name
+        assert spec.mode in ("generate", "structured", "decision", "deterministic")
+        assert spec.default_adapter.startswith(spec.code.lower() + "-")
         assert len(module.SYSTEM) > 40
-        if module.MODE == "structured":
-            assert issubclass(module.OUTPUT, msgspec.Struct)
-        codes.append(module.CODE)
+        if spec.mode == "structured":
+            assert issubclass(spec.output_type, msgspec.Struct)
+        codes.append(spec.code)
     assert sorted(codes, key=lambda c: int(c[1:])) == [f"A{i}" for i in range(1, 13)]
+    assert [m.__name__.rsplit(".", 1)[1] for m in STAGE_MODULES] == MODULES  # the registry collects them all
+
+
+def _all_specs() -> list[StageSpec]:
+    def walk(spec: StageSpec) -> list[StageSpec]:
+        return [spec] + [s for sub in spec.subdecisions for s in walk(sub)]
+    return [s for m in STAGE_MODULES for s in walk(m.SPEC)]
+
+
+def test_registry_config_and_adapter_map_are_one_list() -> None:
+    specs = _all_specs()
+    assert list(STAGE_SPECS.values()) == specs and len(STAGE_SPECS) == len(specs) == 18  # names are unique
+    assert set(STAGES) == set(STAGE_SPECS)  # every config stage is in the registry and vice versa
+    names = [s.default_adapter for s in specs]
+    assert len(set(names)) == len(names)
+    for spec in specs:
+        assert STAGES[spec.name] == spec.title and spec.code in {f"A{i}" for i in range(1, 13)}
+        assert spec_for(spec.name) is spec
+        for sub in spec.subdecisions:  # sub-decisions refine their parent: same code, a decision of their own
+            assert sub.parent == spec.name and sub.code == spec.code and sub.mode == "decision"
+        assert spec.parent is None or spec in STAGE_SPECS[spec.parent].subdecisions
+    # The tier, and with it the default role, follows the mode: decisions on tier 0, everything else on tier 1.
+    config = load_config(None, user=False)
+    for spec in specs:
+        assert spec.tier == (0 if spec.mode == "decision" else 1)
+        assert config.stage(spec.name).role == (config.tiers.tier0 if spec.tier == 0 else config.tiers.tier1)
+
+
+def test_each_mode_has_what_its_call_needs() -> None:
+    for spec in STAGE_SPECS.values():
+        assert spec.mode in MODES, spec.name
+        if spec.mode == "decision":  # llm.decide / decide_batch: a few labels, no output struct
+            assert len(spec.labels) >= 2 and spec.output_type is None, spec.name
+        elif spec.mode == "structured":  # llm.structured: a Struct of the stage's own module, built by its prompt
+            assert isinstance(spec.output_type, type) and issubclass(spec.output_type, msgspec.Struct), spec.name
+            assert spec.output_type.__module__ == spec.prompt.__module__ and not spec.labels, spec.name
+        else:  # llm.generate: text, neither labels nor a struct
+            assert spec.output_type is None and not spec.labels and spec.prompt is not None, spec.name
+        if spec.parent is None and spec.mode != "decision":
+            assert spec.prompt is not None and spec.prompt.__module__ == f"cra.pipeline.stages.{spec.name}"
+
+
+# `llm.<method>(stage, ...)` → the mode the stage must declare.
+CALL_MODES = {"generate": "generate", "structured": "structured", "decide": "decision", "decide_batch": "decision"}
+# Stages with a prompt that no flow calls yet.
+UNWIRED = {"refilter"}
+
+
+def _stage_calls() -> list[tuple[str, str, str]]:
+    """(where, llm method, stage) for every call in the package whose first argument names a registry stage, as
+    `<stage module>.SPEC.name` or as a string."""
+    found: list[tuple[str, str, str]] = []
+    package = Path(registry.__file__).parents[2]  # cra/
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {alias.asname or alias.name: importlib.import_module(f"cra.pipeline.stages.{alias.name}")
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) and node.module == "cra.pipeline.stages"
+                   for alias in node.names}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in CALL_MODES and node.args):
+                continue
+            arg = node.args[0]
+            stage = None
+            if isinstance(arg, ast.Constant) and arg.value in STAGE_SPECS:
+                stage = arg.value
+            elif (isinstance(arg, ast.Attribute) and arg.attr == "name" and isinstance(arg.value, ast.Attribute)
+                  and arg.value.attr == "SPEC" and isinstance(arg.value.value, ast.Name)
+                  and arg.value.value.id in modules):
+                stage = modules[arg.value.value.id].SPEC.name
+            if stage is not None:
+                found.append((f"{path.relative_to(package)}:{node.lineno}", node.func.attr, stage))
+    return found
+
+
+def test_modes_match_how_the_package_calls_the_stages() -> None:
+    calls = _stage_calls()
+    for where, method, stage in calls:
+        assert STAGE_SPECS[stage].mode == CALL_MODES[method], f"{where}: {method}({stage!r}) but the spec says " \
+                                                               f"{STAGE_SPECS[stage].mode!r}"
+    wired = {m.SPEC.name for m in STAGE_MODULES if m.SPEC.prompt is not None} - UNWIRED
+    assert wired <= {stage for _, _, stage in calls}, "a stage's call was not found: update _stage_calls"
+
+
+def test_context_asks_under_the_registrys_sub_decisions() -> None:
+    from cra.pipeline.context import precision, scope
+    assert set(scope.STAGE_BY_TIER.values()) == set(a11.TIER_STAGES)
+    assert (precision.STAGE_RELEVANT, precision.STAGE_PRIMARY, precision.STAGE_SUPPORTING) == a8.CASCADE
+    assert {*a11.TIER_STAGES, *a8.CASCADE} == {n for n, s in STAGE_SPECS.items() if s.parent}
+
+
+def test_importing_the_registry_is_cheap() -> None:
+    """`pipeline.config` reads the registry: importing either loads neither llama.cpp nor tree-sitter."""
+    code = ("import sys, cra.pipeline.config, cra.pipeline.stages.registry; "
+            "print(sorted(m for m in ('llama_cpp', 'tree_sitter', 'cra.pipeline.engine', 'cra.pipeline.context') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 STRUCTURED_CALLS = {
@@ -75,13 +184,25 @@ HEAVY = {"meta_plan", "test_generation", "adjustment"}
                                   for n in sorted(STRUCTURED_CALLS)])
 def test_structured_stage_decodes_into_its_struct(name: str, llm: StageLLM, log: CallLog) -> None:
     module = importlib.import_module(f"cra.pipeline.stages.{name}")
+    spec = module.SPEC
+    assert spec.prompt is module.build_messages
     messages = STRUCTURED_CALLS[name](module)
     assert messages[0].role == "system" and messages[1].content.startswith("Project context:")
-    value = llm.structured(module.STAGE, messages, module.OUTPUT)
-    assert isinstance(value, module.OUTPUT)
-    (row,) = log.calls(stage=module.STAGE)
-    assert msgspec.json.decode(row.response.encode(), type=module.OUTPUT) == value
+    value = llm.structured(spec.name, messages, spec.output_type)
+    assert isinstance(value, spec.output_type)
+    (row,) = log.calls(stage=spec.name)
+    assert msgspec.json.decode(row.response.encode(), type=spec.output_type) == value
     assert row.grammar and row.task_id == "t-stages"
+
+
+def test_generate_stage_continues_its_prompt_as_text(llm: StageLLM, log: CallLog) -> None:
+    messages = a6.SPEC.prompt(context=CONTEXT, doc="/** The x of p. */", signature="int point_x(const Point *p)",
+                              name="point_x")
+    assert messages[-1].role == "assistant" and messages[-1].content.endswith("{\n")
+    gen = llm.generate(a6.SPEC.name, messages, max_tokens=8)
+    assert isinstance(gen.text, str)
+    (row,) = log.calls(stage=a6.SPEC.name)
+    assert row.grammar is None and row.response == gen.text
 
 
 def test_stages_share_the_context_prefix() -> None:
@@ -92,7 +213,7 @@ def test_stages_share_the_context_prefix() -> None:
 
 def test_decision_stages_yield_labels(llm: StageLLM, log: CallLog) -> None:
     prefix = a12.build_prefix(action="plan", task="add midpoint", target="point.c")
-    decisions = llm.decide_batch(a12.STAGE, prefix, [a12.question("task_analysis"), a12.question("adjustment")],
+    decisions = llm.decide_batch(a12.SPEC.name, prefix, [a12.question("task_analysis"), a12.question("adjustment")],
                                  labels=a12.LABELS)
     assert [d.label in a12.LABELS for d in decisions] == [True, True]
     assert abs(sum(decisions[0].probs.values()) - 1.0) < 1e-6

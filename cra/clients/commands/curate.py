@@ -10,15 +10,16 @@ from pathlib import Path
 
 import msgspec
 
-from cra.pipeline.adapter_map import ADAPTER_MAP, SIGNALS, routes
+from cra.pipeline.adapter_map import SIGNALS, routes
 from cra.training.audit import COLUMNS, audit
 from cra.training.curate import KEPT_LABELS, CurateOptions, CurationError, curate, open_log, parse_since
 from cra.clients.output import print_table
 from cra.pipeline.config import ConfigError, load_config
+from cra.pipeline.stages.registry import STAGE_SPECS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    stages = ", ".join(ADAPTER_MAP)
+    stages = ", ".join(STAGE_SPECS)
     p = subparsers.add_parser(
         "curate-data", help="export per-stage training pairs labelled by task outcomes",
         description="Export chat-format JSONL training pairs per pipeline stage from the call log "
@@ -121,7 +122,7 @@ def _adapters_list(args: argparse.Namespace) -> int:
     if args.json:
         out = []
         for r in table:
-            spec = ADAPTER_MAP[r.stage]
+            spec = STAGE_SPECS[r.stage]
             out.append({**msgspec.to_builtins(r), "mode": spec.mode, "input": spec.input, "output": spec.output,
                         "question": spec.question, "signal_description": SIGNALS[spec.signal].description,
                         "parent": spec.parent, "default_adapter": spec.default_adapter})

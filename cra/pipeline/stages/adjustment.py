@@ -7,19 +7,17 @@ the result into the retry's prompt (`as_feedback`); nothing is parsed from prose
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.doxygen import clean
 from cra.pipeline.stages.fields import Line
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "adjustment"
-CODE = "A4"
-DEFAULT_ADAPTER = "a4-adjustment"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "A change failed to compile or failed its tests. Read the failure, say in one sentence what went wrong, "
@@ -38,9 +36,6 @@ class Adjustment(msgspec.Struct):
     steps: Annotated[list[Line], msgspec.Meta(min_length=1, max_length=5)]
 
 
-OUTPUT = Adjustment
-
-
 def build_messages(*, context: str, goal: str, failure: str, change: str, remaining: list[str],
                    round_number: int) -> list[Message]:
     request = (f"Goal: {goal.strip()}\nAttempt {round_number} produced:\n```c\n{change.strip()[:CHANGE_CHARS]}\n```\n"
@@ -48,6 +43,12 @@ def build_messages(*, context: str, goal: str, failure: str, change: str, remain
     if remaining:
         request += "\nRemaining steps:\n" + "\n".join(f"- {s}" for s in remaining)
     return stage_messages(SYSTEM, context, request)
+
+
+SPEC = StageSpec(
+    name="adjustment", code="A4", mode="structured", description="adjustment: revised steps from failures",
+    input="failures + prior changes + remaining steps", output="revised steps", output_type=Adjustment,
+    prompt=build_messages, signal="compiled_and_tests_passed", question="did the revised steps succeed?")
 
 
 def as_feedback(failure: str, adjustment: Adjustment | None) -> str:

@@ -8,19 +8,17 @@ get their comment from the code alone (`trivial_doc`): no model call at all.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.doxygen import render_block
 from cra.pipeline.stages.fields import Identifier, Line
 from cra.pipeline.stages.prompt import stage_messages, with_failure
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "documentation"
-CODE = "A9"
-DEFAULT_ADAPTER = "a9-documentation"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "Write the documentation of the C function marked as the target: a one-sentence brief, one description per "
@@ -50,9 +48,6 @@ class FileDoc(msgspec.Struct):
     details: Line
 
 
-OUTPUT = FunctionDoc
-
-
 def build_messages(*, context: str, function: str, code: str, failure: str | None = None) -> list[Message]:
     request = f"Target function `{function}`:\n```c\n{code.strip()}\n```"
     return stage_messages(SYSTEM, context, with_failure(request, failure))
@@ -60,6 +55,14 @@ def build_messages(*, context: str, function: str, code: str, failure: str | Non
 
 def build_file_messages(*, context: str, path: str) -> list[Message]:
     return stage_messages(FILE_SYSTEM, context, f"File: {path}")
+
+
+# A file-level comment is the same stage (and adapter): `build_file_messages`, decoded into `FileDoc`.
+SPEC = StageSpec(
+    name="documentation", code="A9", mode="structured",
+    description="documentation: Doxygen for a function or a file", input="source + task context",
+    output="Doxygen comment edits", output_type=FunctionDoc, prompt=build_messages, signal="edit_applied",
+    question="was the documentation edit applied?")
 
 
 def render_function_doc(doc: FunctionDoc, *, params: list[str], returns_void: bool, indent: str = "") -> str:

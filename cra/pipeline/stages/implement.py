@@ -7,15 +7,13 @@ parsed: anything after the closing brace is discarded, and a body that does not 
 
 from __future__ import annotations
 
-import msgspec
+from typing import TYPE_CHECKING
 
-from cra.pipeline.engine import Message
-from cra.pipeline.stages.prompt import stage_messages, with_failure
+from cra.pipeline.stages.prompt import message, stage_messages, with_failure
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "implement"
-CODE = "A6"
-DEFAULT_ADAPTER = "a6-implement"
-MODE = "generate"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "Implement exactly one C function so that it meets its documented contract. Use only the types, functions "
@@ -24,19 +22,19 @@ SYSTEM = (
 )
 
 
-class ImplementOutput(msgspec.Struct):
-    body: str  # the statements between the braces, without the braces
-    function_text: str  # signature + braces + body, as it will be written into the file
-    complete: bool  # the braces balanced (False: the token budget ran out)
-
-
 def build_messages(*, context: str, doc: str, signature: str, name: str,
                    failure: str | None = None) -> list[Message]:
     """The shared stage layout (preamble, context, then this request) so the other stages of the task (A4
     adjustment, A7 tests) reuse the evaluated context; the answer is pre-filled with the function's head."""
     request = with_failure(f"Implement the C function `{name}`. Its contract is the doc comment above it.", failure)
     return [*stage_messages(SYSTEM, context, request),
-            Message(role="assistant", content=answer_prefix(doc, signature))]
+            message("assistant", answer_prefix(doc, signature))]
+
+
+SPEC = StageSpec(
+    name="implement", code="A6", mode="generate", description="implement: one function body",
+    input="scaffold + the function's doc comment + types", output="one function body", prompt=build_messages,
+    signal="compiled_and_tests_passed", question="does it compile and pass the function's tests?")
 
 
 def answer_prefix(doc: str, signature: str) -> str:
@@ -75,7 +73,3 @@ def extract_body(continuation: str, *, stopped: bool) -> tuple[str, bool]:
         i += 1
     text = continuation.split("```", 1)[0].rstrip()
     return text + "\n", stopped and depth == 1
-
-
-def render_function(signature: str, body: str) -> str:
-    return f"{signature.strip()}\n{{\n{body.rstrip()}\n}}"

@@ -6,18 +6,16 @@ returns the parts in an order where every part comes after the parts it depends 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.fields import Line, Name, RelPath
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "meta_plan"
-CODE = "A1"
-DEFAULT_ADAPTER = "a1-meta-plan"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "Split the task into 1 to 5 independent parts. A part is a unit of work that can be implemented and tested "
@@ -44,14 +42,17 @@ class MetaPlan(msgspec.Struct):
     edges: Annotated[list[DependencyEdge], msgspec.Meta(max_length=8)] = []
 
 
-OUTPUT = MetaPlan
-
-
 def build_messages(*, context: str, task: str, analysis: str = "") -> list[Message]:
     request = f"Task: {task.strip()}"
     if analysis:
         request += f"\nTask analysis: {analysis.strip()}"
     return stage_messages(SYSTEM, context, request)
+
+
+SPEC = StageSpec(
+    name="meta_plan", code="A1", mode="structured", description="meta-plan: parts and dependency edges",
+    input="task description + context", output="parts with dependency edges", output_type=MetaPlan,
+    prompt=build_messages, signal="compiled_and_tests_passed", question="did the downstream parts succeed?")
 
 
 def order_parts(plan: MetaPlan) -> tuple[list[PlanPart], list[DependencyEdge]]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.fields import Line, Name
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "part_plan"
-CODE = "A2"
-DEFAULT_ADAPTER = "a2-part-plan"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "List the implementation steps for one part of a plan, in order, 1 to 8 steps. Each step has a kind "
@@ -35,11 +33,15 @@ class PartPlan(msgspec.Struct):
     steps: Annotated[list[PlanStep], msgspec.Meta(min_length=1, max_length=8)]
 
 
-OUTPUT = PartPlan
-
-
 def build_messages(*, context: str, task: str, part_name: str, part_goal: str, depends_on: list[str]) -> list[Message]:
     request = f"Overall task: {task.strip()}\nPart: {part_name}\nGoal: {part_goal.strip()}"
     if depends_on:
         request += f"\nAlready done before this part: {', '.join(depends_on)}"
     return stage_messages(SYSTEM, context, request)
+
+
+SPEC = StageSpec(
+    name="part_plan", code="A2", mode="structured", description="part-plan: implementation steps for one part",
+    input="part description + context", output="implementation steps", output_type=PartPlan,
+    prompt=build_messages, signal="compiled_and_tests_passed",
+    question="did the steps execute without adjustment loops?")

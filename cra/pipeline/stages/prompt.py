@@ -7,7 +7,10 @@ engine's prefix KV reuse skips re-reading the context (the expensive part on CPU
 
 from __future__ import annotations
 
-from cra.pipeline.engine import Message
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 PREAMBLE = (
     "You are cra, an offline assistant for C projects. The project context comes first; the task and the exact "
@@ -15,14 +18,21 @@ PREAMBLE = (
 )
 
 
+def message(role: str, content: str) -> Message:
+    """An engine `Message`. The engine package (and llama.cpp with it) is imported with the first prompt built,
+    not with the stage modules: `pipeline.config` reads the stage registry (see `stages.spec`)."""
+    from cra.pipeline.engine import Message
+
+    return Message(role=role, content=content)
+
+
 def context_message(context: str) -> Message:
     body = context.strip() or "(no project context)"
-    return Message(role="user", content=f"Project context:\n```c\n{body}\n```")
+    return message("user", f"Project context:\n```c\n{body}\n```")
 
 
 def stage_messages(system: str, context: str, request: str) -> list[Message]:
-    return [Message(role="system", content=PREAMBLE), context_message(context),
-            Message(role="user", content=f"{system}\n\n{request.strip()}")]
+    return [message("system", PREAMBLE), context_message(context), message("user", f"{system}\n\n{request.strip()}")]
 
 
 def with_failure(request: str, failure: str | None) -> str:

@@ -7,17 +7,15 @@ files in their original order while the budget allows. The target's own file is 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "refilter"
-CODE = "A10"
-DEFAULT_ADAPTER = "a10-refilter"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "The files below do not all fit the context budget. Choose, by number, the files the task needs most "
@@ -32,9 +30,6 @@ class Refilter(msgspec.Struct):
     keep: Annotated[list[FileNumber], msgspec.Meta(min_length=1, max_length=12)]
 
 
-OUTPUT = Refilter
-
-
 class FileEntry(msgspec.Struct, frozen=True):
     path: str
     tokens: int
@@ -47,6 +42,13 @@ def fits(files: list[FileEntry], budget: int) -> bool:
 def build_messages(*, task: str, files: list[FileEntry], budget: int) -> list[Message]:
     listing = "\n".join(f"{i}. {f.path} ({f.tokens} tokens)" for i, f in enumerate(files))
     return stage_messages(SYSTEM, listing, f"Task: {task.strip()}\nBudget: {budget} tokens")
+
+
+SPEC = StageSpec(
+    name="refilter", code="A10", mode="structured", description="refilter: keep the files that fit the budget",
+    input="file list with sizes + budget", output="the files to keep", output_type=Refilter,
+    prompt=build_messages, signal="compiled_and_tests_passed",
+    question="did the action succeed with the kept files?")
 
 
 def apply(choice: Refilter, files: list[FileEntry], budget: int, *, required: str | None = None) -> list[FileEntry]:

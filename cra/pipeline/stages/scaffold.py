@@ -6,19 +6,17 @@ empty stub definitions (which `implement` later fills) for the source file.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.doxygen import render_block
 from cra.pipeline.stages.fields import CType, Identifier, Line
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "scaffold"
-CODE = "A3"
-DEFAULT_ADAPTER = "a3-scaffold"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "Design the C declarations for the task: 1 to 6 functions, each with a return type, parameters (name, type, "
@@ -47,9 +45,6 @@ class Scaffold(msgspec.Struct):
     functions: Annotated[list[FunctionSpec], msgspec.Meta(min_length=1, max_length=6)]
 
 
-OUTPUT = Scaffold
-
-
 def build_messages(*, context: str, task: str, plan: str = "", existing: list[str] = []) -> list[Message]:
     request = f"Task: {task.strip()}"
     if plan.strip():
@@ -57,6 +52,13 @@ def build_messages(*, context: str, task: str, plan: str = "", existing: list[st
     if existing:
         request += "\nAlready declared (do not repeat): " + ", ".join(existing)
     return stage_messages(SYSTEM, context, request)
+
+
+SPEC = StageSpec(
+    name="scaffold", code="A3", mode="structured", description="scaffold: types, signatures, Doxygen contracts",
+    input="plan + context", output="types, signatures, Doxygen contracts", output_type=Scaffold,
+    prompt=build_messages, signal="compiled_and_tests_passed",
+    question="did the implementations compile and their tests pass?")
 
 
 def _param_list(spec: FunctionSpec) -> str:

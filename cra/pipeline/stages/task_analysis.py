@@ -6,19 +6,17 @@ deterministically (`derive`), so no model call is needed; `merge` keeps the requ
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.doxygen import words_of
 from cra.pipeline.stages.fields import Identifier, Keyword, Line
 from cra.pipeline.stages.prompt import stage_messages
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "task_analysis"
-CODE = "A5"
-DEFAULT_ADAPTER = "a5-task-analysis"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 SYSTEM = (
     "Analyse the task. Give its type, up to 6 seed symbols (existing C functions or types the work starts from), "
@@ -35,8 +33,6 @@ class TaskQuery(msgspec.Struct):
     intent: Line
 
 
-OUTPUT = TaskQuery
-
 MAX_TREE_FILES = 60
 
 
@@ -45,6 +41,13 @@ def build_messages(*, context: str, task: str, files: list[str]) -> list[Message
     more = f"\n(+{len(files) - MAX_TREE_FILES} more files)" if len(files) > MAX_TREE_FILES else ""
     request = f"Repository files:\n{tree}{more}\n\nTask: {task.strip()}"
     return stage_messages(SYSTEM, context, request)
+
+
+SPEC = StageSpec(
+    name="task_analysis", code="A5", mode="structured",
+    description="task analysis: type, seed symbols, keywords, intent", input="raw task + repository file tree",
+    output="task type, seed symbols, keywords, intent", output_type=TaskQuery, prompt=build_messages,
+    signal="symbol_used", question="did retrieval find the files the accepted edit needed?")
 
 
 def derive(*, path: str, symbol: str | None, stubs: list[str]) -> TaskQuery:

@@ -8,19 +8,17 @@ checks), so the model never has to know a framework's boilerplate and no prose i
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from cra.pipeline.engine import Message
 from cra.pipeline.stages.doxygen import clean
 from cra.pipeline.stages.fields import Code, Identifier, Line
 from cra.pipeline.stages.prompt import stage_messages, with_failure
+from cra.pipeline.stages.spec import StageSpec
 
-STAGE = "test_generation"
-CODE = "A7"
-DEFAULT_ADAPTER = "a7-test-generation"
-MODE = "structured"
+if TYPE_CHECKING:
+    from cra.pipeline.engine import Message
 
 # One worked answer teaches small models the two things they get wrong most: declaring what a case uses, and
 # passing an output variable by address.
@@ -56,14 +54,17 @@ class TestSuite(msgspec.Struct):
     cases: Annotated[list[TestCase], msgspec.Meta(min_length=1, max_length=6)]
 
 
-OUTPUT = TestSuite
-
-
 def build_messages(*, context: str, function: str, contract: str, declaration: str,
                    failure: str | None = None) -> list[Message]:
     request = (f"Function under test: `{function}` (every case calls it)\nDeclaration: {declaration.strip()}\n"
                f"Contract:\n{contract.strip() or '(no doc comment; infer it from the code)'}")
     return stage_messages(SYSTEM, context, with_failure(request, failure))
+
+
+SPEC = StageSpec(
+    name="test_generation", code="A7", mode="structured", description="test generation for one function",
+    input="scaffold + the function's doc comment", output="test function(s)", output_type=TestSuite,
+    prompt=build_messages, signal="tests_compiled", question="do the tests compile?")
 
 
 _STORAGE_WORDS = {"static", "inline", "extern", "__inline", "__inline__"}
