@@ -7,23 +7,55 @@ The request's file is changed through `edits`; the other file of the pair comes 
 
 from __future__ import annotations
 
+import enum
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cra.pipeline.actions import FileOut, Verdict
 from cra.pipeline.context import parse_source
-from cra.pipeline.context.symbols import FUNCTION, PROTOTYPE
-from cra.pipeline.flows.common import (adjustment_round, diff_edits, file_outline, function_shape, relative,
-                                   require_c_file, retry_or_give_up, sandbox_limits)
-from cra.pipeline.orchestrator import ActionFailed, Flow, State, Task
-from cra.pipeline.routing import check_edit, prototype_exists, tier_for
+from cra.pipeline.context.symbols import FUNCTION, PROTOTYPE, Symbol
+from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
+from cra.pipeline.flows.common import (adjust_and_retry, check_options, file_outline, function_shape, relative,
+                                       require_c_file, retry_or_give_up, verdict_of)
+from cra.pipeline.flows.edits import propose
+from cra.pipeline.flows.gating import prototype_exists, tier_for
+from cra.pipeline.flows.plan import latest_plan_text
+from cra.pipeline.sandbox import check_change
 from cra.pipeline.stages import documentation as a9
 from cra.pipeline.stages import scaffold as a3
 from cra.pipeline.stages.doxygen import render_block, words_of
-from cra.pipeline.flows.plan import latest_plan_text
 
 _ENDIF = re.compile(r"^[ \t]*#[ \t]*endif\b[^\n]*\n?\s*\Z", re.M)
 _INCLUDE = re.compile(r"^[ \t]*#[ \t]*include\b[^\n]*\n", re.M)
+
+
+class State(enum.Enum):
+    LOCATE = "locate"
+    ROUTE = "route"  # MoMA stage 1: does this need a model at all?
+    CONTEXT = "context"
+    SCAFFOLD = "scaffold"  # A3
+    RENDER = "render"  # prototypes into the header, stubs into the source
+    VALIDATE = "validate"
+    ADJUST = "adjust"
+
+
+@dataclass(slots=True, kw_only=True)
+class ScaffoldData:
+    source_rel: str = ""  # the pair, workspace-relative; either may not exist yet
+    header_rel: str = ""
+    source_text: str | None = None  # None: the file does not exist
+    header_text: str | None = None
+    context_text: str = ""
+    design: list[a3.FunctionSpec] = field(default_factory=list)  # A3's new functions
+    prototypes: list[str] = field(default_factory=list)  # rendered, with their doc comments
+    stubs: list[str] = field(default_factory=list)  # empty definitions for the source
+    new: dict[str, str] = field(default_factory=dict)  # workspace-relative path → the file's new text
+
+
+Next = State | Terminal
+ScaffoldTask = Task[ScaffoldData]
 
 
 def _pair(root: Path, rel: str) -> tuple[str, str]:
@@ -39,26 +71,26 @@ def _pair(root: Path, rel: str) -> tuple[str, str]:
     return rel, header.as_posix()
 
 
-def _read(task: Task, rel: str) -> str | None:
+def _read(task: Task[Any], rel: str) -> str | None:
     if rel == relative(task, task.request.path):
         return task.request.text
     path = Path(task.request.root) / rel
     return path.read_text(errors="replace") if path.is_file() else None
 
 
-def locate(task: Task) -> State:
+def locate(task: ScaffoldTask) -> Next:
     require_c_file(task.request.path)
     root = Path(task.request.root).resolve()
-    source_rel, header_rel = _pair(root, relative(task, task.request.path))
-    task.data.update(source_rel=source_rel, header_rel=header_rel, source_text=_read(task, source_rel),
-                     header_text=_read(task, header_rel))
+    data = task.data
+    data.source_rel, data.header_rel = _pair(root, relative(task, task.request.path))
+    data.source_text, data.header_text = _read(task, data.source_rel), _read(task, data.header_rel)
     return State.ROUTE
 
 
-def _declared(task: Task) -> set[str]:
+def _declared(task: ScaffoldTask) -> set[str]:
     names: set[str] = set()
-    for rel, text in ((task.data["header_rel"], task.data["header_text"]),
-                      (task.data["source_rel"], task.data["source_text"])):
+    for rel, text in ((task.data.header_rel, task.data.header_text),
+                      (task.data.source_rel, task.data.source_text)):
         kinds = (PROTOTYPE, FUNCTION)
         if text:
             names |= {s.name for s in parse_source(rel, text.encode("utf-8", "surrogateescape")).symbols
@@ -66,28 +98,27 @@ def _declared(task: Task) -> set[str]:
     return names
 
 
-def route(task: Task) -> State:
+def route(task: ScaffoldTask) -> Next:
     name = task.request.symbol
-    header_text = task.data["header_text"] or ""
-    source_text = task.data["source_text"]
-    if name and source_text:
-        source = source_text.encode("utf-8", "surrogateescape")
-        defined = [s for s in parse_source(task.data["source_rel"], source).symbols
-                   if s.kind == FUNCTION and s.name == name]
+    data = task.data
+    header_text = data.header_text or ""
+    if name and data.source_text:
+        source = data.source_text.encode("utf-8", "surrogateescape")
+        defined = [s for s in parse_source(data.source_rel, source).symbols if s.kind == FUNCTION and s.name == name]
         if defined:
-            if prototype_exists(header_text, task.data["header_rel"], name):
-                return _nothing_to_do(task, f"{name} is already declared in {task.data['header_rel']}")
-            task.data["prototypes"] = [_prototype_from_definition(source, defined[0])]
-            task.data["stubs"] = []
-            task.data["deterministic"] = True
+            if prototype_exists(header_text, data.header_rel, name):
+                return _nothing_to_do(task, f"{name} is already declared in {data.header_rel}")
+            data.prototypes = [_prototype_from_definition(source, defined[0])]
+            data.stubs = []
+            task.shared.deterministic = True
             task.note = f"MoMA stage 1: prototype of {name} taken from its definition, no model"
             return State.RENDER
-    choice = tier_for(task.config, a3.STAGE)
+    choice = tier_for(task.config, a3.SPEC.name)
     task.note = f"MoMA stage 2: {choice.stage} on {choice.tier} ({choice.role}: {choice.model})"
     return State.CONTEXT
 
 
-def _prototype_from_definition(source: bytes, symbol) -> str:  # type: ignore[no-untyped-def]
+def _prototype_from_definition(source: bytes, symbol: Symbol) -> str:
     shape = function_shape(source, symbol)
     declaration = re.sub(r"^\s*(static\s+|inline\s+)+", "", shape.declaration)
     if symbol.doc:
@@ -102,31 +133,31 @@ def _prototype_from_definition(source: bytes, symbol) -> str:  # type: ignore[no
     return f"{block}\n{declaration};\n"
 
 
-def _nothing_to_do(task: Task, why: str) -> State:
+def _nothing_to_do(task: ScaffoldTask, why: str) -> Next:
     task.result.verdict = Verdict(message=f"nothing to scaffold: {why}")
     task.note = f"MoMA stage 1: no-op ({why})"
-    return State.DONE
+    return DONE
 
 
-def context(task: Task) -> State:
+def context(task: ScaffoldTask) -> Next:
     parts = [file_outline(task)]
-    other = task.data["header_text"] if task.request.path.endswith(".c") else task.data["source_text"]
+    other = task.data.header_text if task.request.path.endswith(".c") else task.data.source_text
     if other:
         parts.append(other[:4000])
-    task.data["context_text"] = "\n\n".join(parts)
+    task.data.context_text = "\n\n".join(parts)
     return State.SCAFFOLD
 
 
-def scaffold(task: Task) -> State:
+def scaffold(task: ScaffoldTask) -> Next:
     existing = sorted(_declared(task))
     instruction = task.request.instruction.strip() or \
-        f"Declare the functions that {task.data['header_rel']} should provide"
-    messages = a3.build_messages(context=task.data["context_text"], task=instruction,
+        f"Declare the functions that {task.data.header_rel} should provide"
+    messages = a3.build_messages(context=task.data.context_text, task=instruction,
                                  plan=latest_plan_text(task.request.root, Path(task.request.path).stem),
                                  existing=existing)
     if task.failure:
         messages[-1].content += f"\n\nThe previous attempt failed:\n{task.failure}"
-    design = task.llm.structured(a3.STAGE, messages, a3.Scaffold)
+    design = task.llm.structured(a3.SPEC.name, messages, a3.Scaffold)
     fresh, seen = [], set(existing)
     for spec in design.functions:  # stage 1 per function: skip what exists or repeats
         if spec.name not in seen:
@@ -134,9 +165,9 @@ def scaffold(task: Task) -> State:
             fresh.append(spec)
     if not fresh:
         return _nothing_to_do(task, "every proposed function is already declared")
-    task.data["design"] = fresh
-    task.data["prototypes"] = [a3.render_prototype(s) for s in fresh]
-    task.data["stubs"] = [a3.render_stub(s) for s in fresh]
+    task.data.design = fresh
+    task.data.prototypes = [a3.render_prototype(s) for s in fresh]
+    task.data.stubs = [a3.render_stub(s) for s in fresh]
     task.note = f"A3 designed {len(fresh)} functions: {', '.join(s.name for s in fresh)}"
     return State.RENDER
 
@@ -169,48 +200,46 @@ def add_stubs(source_text: str | None, header_name: str, stubs: list[str]) -> st
     return text
 
 
-def render(task: Task) -> State:
-    header_rel, source_rel = task.data["header_rel"], task.data["source_rel"]
-    new_header = add_prototypes(task.data["header_text"], header_rel, task.data["prototypes"])
-    new_source = add_stubs(task.data["source_text"], Path(header_rel).name, task.data["stubs"]) \
-        if task.data["stubs"] or task.data["source_text"] is not None else None
-    task.data["new"] = {header_rel: new_header, **({source_rel: new_source} if new_source is not None else {})}
+def render(task: ScaffoldTask) -> Next:
+    data = task.data
+    new_header = add_prototypes(data.header_text, data.header_rel, data.prototypes)
+    new_source = add_stubs(data.source_text, Path(data.header_rel).name, data.stubs) \
+        if data.stubs or data.source_text is not None else None
+    data.new = {data.header_rel: new_header, **({data.source_rel: new_source} if new_source is not None else {})}
     return State.VALIDATE
 
 
-def validate(task: Task) -> State:
+def validate(task: ScaffoldTask) -> Next:
     request_rel = relative(task, task.request.path)
-    new = task.data["new"]
+    new = task.data.new
+    new_text = new.get(request_rel, task.request.text)
     extra = {rel: text for rel, text in new.items() if rel != request_rel}
-    check = check_edit(task.request.root, request_rel, task.request.text, new.get(request_rel, task.request.text),
-                       config=task.config, limits=sandbox_limits(task), extra=extra)
-    task.result.verdict = Verdict(compiled=check.compiled, message=check.message)
+    check = check_change(task.request.root, request_rel, new_text, check_options(task), old_text=task.request.text,
+                         extra=extra)
+    task.result.verdict = verdict_of(check)
     if not check.ok:
-        if task.data.get("deterministic"):
-            raise ActionFailed(f"the scaffolded declarations break the build: {check.message}")
-        task.failure = check.failure
-        return retry_or_give_up(task, check.message, kind="compile" if check.compiled is False else "syntax",
-                                retry=State.SCAFFOLD)
-    old = task.request.text.encode("utf-8", "surrogateescape")
-    task.result.edits = diff_edits(old, new.get(request_rel, task.request.text).encode("utf-8", "surrogateescape"))
-    task.result.new_text = new.get(request_rel, task.request.text)
+        return retry_or_give_up(task, check.message, kind=check.kind, back_to=State.SCAFFOLD, failure=check.failure)
+    propose(task.result, task.shared.source, new_text.encode("utf-8", "surrogateescape"))
     root = Path(task.request.root)
     task.result.files = [FileOut(path=str(root / rel), text=text) for rel, text in extra.items()]
-    names = ", ".join(s.name for s in task.data.get("design", [])) or task.request.symbol or ""
+    names = ", ".join(s.name for s in task.data.design) or task.request.symbol or ""
     task.result.verdict = Verdict(compiled=True, message=f"scaffolded {names}; {check.message}")
-    return State.DONE
+    return DONE
 
 
-def adjust(task: Task) -> State:
-    adjustment_round(task, goal="declare compilable C prototypes with contracts",
-                     change="\n".join(task.data.get("prototypes", [])), kind=task.data.get("failure_kind", "compile"))
-    return task.data["retry_state"]
+def adjust(task: ScaffoldTask) -> Next:
+    return adjust_and_retry(task, goal="declare compilable C prototypes with contracts",
+                            change="\n".join(task.data.prototypes))
 
 
 FLOW = Flow(
+    action="scaffold",
+    states=State,
     start=State.LOCATE,
     steps={State.LOCATE: locate, State.ROUTE: route, State.CONTEXT: context, State.SCAFFOLD: scaffold,
            State.RENDER: render, State.VALIDATE: validate, State.ADJUST: adjust},
     percent={State.LOCATE: 5, State.ROUTE: 10, State.CONTEXT: 20, State.SCAFFOLD: 40, State.RENDER: 70,
              State.VALIDATE: 80, State.ADJUST: 90},
+    data=ScaffoldData,
+    adjust=State.ADJUST,
 )

@@ -9,15 +9,17 @@ from cra.pipeline.sandbox.frameworks import (
 from cra.pipeline.sandbox.limits import Limits, RunResult, SandboxError
 from cra.pipeline.sandbox.runner import IsolationPlan, isolation_plan, make_sandbox_dir, remove_sandbox_dir, run_sandboxed
 from cra.pipeline.sandbox.validate import CompileResult, compile_unit
+from cra.pipeline.sandbox.validation import ChangeCheck, CheckOptions, check_change, compile_changes
 from cra.pipeline.sandbox.workspace_copy import PathOutsideWorkspace, WorkspaceTooLarge, copy_workspace
 
 # The design contract's name for the project test runner.
 run_tests = run_project_tests
 
 __all__ = [
-    "DEFAULT_FLAGS", "CompileCommandsError", "CompileFlags", "CompileResult", "Diagnostic", "IsolationPlan", "Limits",
-    "PathOutsideWorkspace", "RunResult", "SandboxError", "TestFramework", "TestResult", "UntrustedCommand",
-    "WorkspaceTooLarge", "compile_unit", "condense", "copy_workspace", "detect_test_framework", "flags_for",
-    "flags_from_compile_commands", "isolation_plan", "make_sandbox_dir", "new_warnings", "parse_diagnostics",
-    "remove_sandbox_dir", "run_generated_test", "run_project_tests", "run_sandboxed", "run_tests",
+    "ChangeCheck", "CheckOptions", "DEFAULT_FLAGS", "CompileCommandsError", "CompileFlags", "CompileResult",
+    "Diagnostic", "IsolationPlan", "Limits", "PathOutsideWorkspace", "RunResult", "SandboxError", "TestFramework",
+    "TestResult", "UntrustedCommand", "WorkspaceTooLarge", "check_change", "compile_changes", "compile_unit",
+    "condense", "copy_workspace", "detect_test_framework", "flags_for", "flags_from_compile_commands",
+    "isolation_plan", "make_sandbox_dir", "new_warnings", "parse_diagnostics", "remove_sandbox_dir",
+    "run_generated_test", "run_project_tests", "run_sandboxed", "run_tests",
 ]

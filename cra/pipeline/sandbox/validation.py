@@ -1,0 +1,155 @@
+"""Is a proposed change valid? The one check every flow's validation step runs (MoMA stage 3).
+
+In order, each step only when asked for: the edited file parses (no syntax error it did not have), `function`
+keeps its signature, every changed translation unit compiles in a sandboxed copy of the workspace (with a header
+and its source changed together), no new warnings, and the project's tests pass against the change. The first
+failure ends the check; its `failure` text is what the next attempt's prompt gets.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from cra.pipeline.sandbox.condense import condense
+from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
+from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, rebase_flags
+from cra.pipeline.sandbox.frameworks import run_project_tests
+from cra.pipeline.sandbox.limits import Limits, RunResult
+from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
+from cra.pipeline.sandbox.validate import COMPILE_LIMITS, WORK_DIR, CompileResult, compile_unit
+from cra.pipeline.sandbox.workspace_copy import copy_workspace, relative_inside
+
+CheckKind = Literal["ok", "syntax", "signature", "compile", "warnings", "test"]
+
+
+class CheckOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How changes are built and tested (the `[validation]` settings and the workspace's trust)."""
+
+    compiler: str = "gcc"
+    flags: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_FLAGS))  # when no compile_commands.json
+    limits: Limits = COMPILE_LIMITS
+    test_command: str | None = None
+    trusted: bool = False  # only a trusted workspace runs its own build/test command
+
+
+class ChangeCheck(msgspec.Struct, kw_only=True):
+    """The verdict on one change. `kind` names the check that failed ("ok" when none did); `failure` is the
+    condensed text for the next attempt's prompt; `diagnostics` the compiler's or the tests' findings."""
+
+    ok: bool
+    kind: CheckKind
+    message: str
+    parsed: bool | None = None
+    compiled: bool | None = None
+    tests_passed: bool | None = None
+    failure: str = ""
+    diagnostics: list[Diagnostic] = []
+    diagnostics_source: Literal["compile", "tests"] = "compile"
+
+
+def check_change(root: str | Path, path: str, new_text: str, options: CheckOptions | None = None, *,
+                 old_text: str | None = None, function: str | None = None, extra: dict[str, str] | None = None,
+                 allow_new_warnings: bool = False, run_tests: bool = False) -> ChangeCheck:
+    """Check `path` (workspace-relative) changed to `new_text`, with the other files of `extra` changed with it.
+
+    old_text: the text before the change; given, the new text must not add syntax errors and `function` (when
+    named) must keep its signature. allow_new_warnings: warnings the change adds do not fail it. run_tests: run
+    the project's tests against the change after it compiled.
+    """
+    options = options or CheckOptions()
+    if old_text is not None:
+        failed = _parse_check(path, old_text, new_text, function)
+        if failed is not None:
+            return failed
+    changed = {path: new_text, **(extra or {})}
+    units = [p for p in changed if p.endswith(".c")] or [path]
+    for unit in units:
+        result = compile_changes(root, unit, changed, compiler=options.compiler, default_flags=options.flags,
+                                 limits=options.limits)
+        if not result.ok:
+            errors = [d for d in result.diagnostics if d.severity == "error"] or result.diagnostics
+            summary = "; ".join(d.render() for d in errors[:3]) or condense(result.stderr, 400) or "compiler failed"
+            return ChangeCheck(ok=False, kind="compile", parsed=True, compiled=False,
+                               message=f"does not compile: {summary}",
+                               failure=condense(result.stderr, 1200) or summary, diagnostics=result.diagnostics)
+        if result.new_warnings and not allow_new_warnings:
+            summary = "; ".join(d.render() for d in result.new_warnings[:3])
+            return ChangeCheck(ok=False, kind="warnings", parsed=True, compiled=True,
+                               message=f"compiles with new warnings: {summary}", failure=summary,
+                               diagnostics=result.new_warnings)
+    if not run_tests:
+        return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True,
+                           message="parses and compiles without new warnings")
+    tests = run_project_tests(root, changed, limits=options.limits, test_command=options.test_command or None,
+                              trusted=options.trusted, compiler=options.compiler,
+                              flags=flags_for(root, units[0], options.flags).flags)
+    if tests.framework is None or tests.ok is None:  # None: no test programs to run
+        return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message="compiled; no tests found")
+    if not tests.ok:
+        return ChangeCheck(ok=False, kind="test", parsed=True, compiled=True, tests_passed=False,
+                           message=f"compiled; tests failed ({tests.framework} via {tests.command}): "
+                                   f"{condense(tests.output, 300)}",
+                           failure=condense(tests.output, 1200), diagnostics=tests.diagnostics,
+                           diagnostics_source="tests")
+    # How the tests ran is part of the verdict: a direct gcc build, or (trusted workspaces only) the project's own.
+    return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, tests_passed=True,
+                       message=f"compiled; tests passed ({tests.framework} via {tests.command})")
+
+
+def _parse_check(path: str, old_text: str, new_text: str, function: str | None) -> ChangeCheck | None:
+    from cra.pipeline.context import parse_source
+    from cra.pipeline.context.symbols import FUNCTION
+
+    old_index = parse_source(path, old_text.encode("utf-8", errors="surrogateescape"))
+    new_index = parse_source(path, new_text.encode("utf-8", errors="surrogateescape"))
+    if len(new_index.error_lines) > len(old_index.error_lines):
+        fresh = sorted(set(new_index.error_lines) - set(old_index.error_lines)) or new_index.error_lines
+        message = f"the edited file does not parse (syntax error on line {fresh[0] + 1})"
+        return ChangeCheck(ok=False, kind="syntax", parsed=False, message=message, failure=message)
+    if function is not None:
+        before = [s.signature for s in old_index.symbols if s.name == function and s.kind == FUNCTION]
+        after = [s.signature for s in new_index.symbols if s.name == function and s.kind == FUNCTION]
+        if before and after != before[:1]:
+            message = (f"the signature of {function} changed (was `{before[0]}`, now "
+                       f"`{after[0] if after else 'missing'}`); keep it exactly")
+            return ChangeCheck(ok=False, kind="signature", parsed=True, message=message, failure=message)
+    return None
+
+
+def compile_changes(root: str | Path, unit: str, changed: dict[str, str], *, compiler: str, default_flags: list[str],
+                    limits: Limits) -> CompileResult:
+    """Compile `unit` after writing every file of `changed` (a header and its source together) in a sandboxed
+    copy; warnings are compared with the unchanged tree so only new ones count."""
+    started = time.monotonic()
+    root_p = Path(root).resolve()
+    rel = relative_inside(root_p, unit)
+    if len(changed) == 1 and relative_inside(root_p, next(iter(changed))) == rel:
+        return compile_unit(root_p, rel, next(iter(changed.values())), compiler=compiler,
+                            flags=flags_for(root_p, rel, default_flags).flags, limits=limits)
+    flags = flags_for(root_p, rel, default_flags).flags
+    runs: list[tuple[RunResult | None, list[Diagnostic], str]] = []
+    for edits in ({}, changed):
+        sandbox = make_sandbox_dir()
+        try:
+            copy_workspace(root_p, sandbox, changed=edits)
+            (sandbox / WORK_DIR).mkdir(exist_ok=True)
+            if not (sandbox / rel).is_file():
+                runs.append((None, [], ""))
+                continue
+            argv = [compiler, *rebase_flags(flags, root_p, sandbox), "-fdiagnostics-color=never", "-fsyntax-only",
+                    rel.as_posix()]
+            result = run_sandboxed(argv, sandbox, limits)
+            runs.append((result, parse_diagnostics(result.stderr, sandbox),
+                         result.stderr.replace(str(sandbox) + "/", "")))
+        finally:
+            remove_sandbox_dir(sandbox)
+    (_, before, _), (after_run, after, stderr) = runs
+    ok = after_run is not None and after_run.returncode == 0 and after_run.killed_reason is None and \
+        not any(d.severity == "error" for d in after)
+    return CompileResult(ok=ok, diagnostics=after, new_warnings=new_warnings(before, after), stderr=stderr,
+                         seconds=round(time.monotonic() - started, 4), flags=flags,
+                         killed_reason=after_run.killed_reason if after_run is not None else "unit missing")
