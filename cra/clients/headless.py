@@ -2,6 +2,9 @@
 
 Usable as a Python API (`run_action`) and behind `cra run`. It talks to the server exactly like an editor does:
 didOpen, codeAction at the symbol, resolve when needed, executeCommand, answering `workspace/applyEdit` in memory.
+Progress reports reach an `on_progress` callback as they come. Setting the `cancel` event (`cra run`: Ctrl-C)
+sends `$/cancelRequest` for the running command, waits until the server has stopped the job (its progress ends
+and its shutdown drains the jobs, so the call log records the task as cancelled), and raises `ActionCancelled`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ import asyncio
 import contextlib
 import difflib
 import os
+import signal
 import sys
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from lsprotocol import types
@@ -25,6 +32,11 @@ from .lsp_types import install_code_action_hook
 DEFAULT_SERVER_ARGV: tuple[str, ...] = (sys.executable, "-m", "cra.clients.cli", "lsp")
 # Whole-file actions need no symbol.
 FILE_ACTIONS = ("plan", "scaffold")
+# After a cancel: how long to wait for the server to stop the job, then for its shutdown (which drains the jobs).
+CANCEL_GRACE_S = 10.0
+SHUTDOWN_WAIT_S = 10.0
+
+T = TypeVar("T")
 
 
 class HeadlessError(Exception):
@@ -33,6 +45,23 @@ class HeadlessError(Exception):
 
 class ActionUnavailable(HeadlessError):
     """The server does not offer the action for this file or symbol."""
+
+
+class ActionCancelled(HeadlessError):
+    """The run was cancelled before it finished; the server stopped the job and nothing was applied."""
+
+
+class ProgressEvent(msgspec.Struct, kw_only=True):
+    """One `$/progress` notification of the running action, as `on_progress` gets it."""
+
+    kind: str  # "begin" | "report" | "end"
+    message: str = ""  # begin: the action's title; report: the pipeline stage; end: done | failed | cancelled | ...
+    percent: int | None = None
+    value: dict[str, Any] = {}  # the whole progress value (a server may add fields, e.g. tokens per second)
+
+
+class _Interrupted(Exception):
+    """The cancel event was set while the client waited on the server."""
 
 
 class NewFile(msgspec.Struct, kw_only=True):
@@ -77,6 +106,9 @@ class _Session:
         self.progress: list[str] = []
         self.messages: list[types.ShowMessageParams] = []
         self.stderr: list[str] = []
+        self.on_progress: Callable[[ProgressEvent], None] | None = None
+        self.began = False
+        self.ended = asyncio.Event()
 
     def apply(self, edit: types.WorkspaceEdit) -> types.ApplyWorkspaceEditResult:
         text, files = self.text, dict(self.files)
@@ -141,9 +173,21 @@ def _make_client(session: _Session) -> LanguageClient:
     def progress(ls: LanguageClient, params: types.ProgressParams) -> None:
         value = params.value if isinstance(params.value, dict) else {}
         text = value.get("message") or value.get("title")
+        percent = value.get("percentage")
         if text:
-            percent = value.get("percentage")
             session.progress.append(f"{text} ({percent}%)" if percent is not None else str(text))
+        kind = str(value.get("kind") or "")
+        if kind == "begin":
+            session.began = True
+        elif kind == "end":
+            session.ended.set()
+        if session.on_progress is not None:
+            event = ProgressEvent(kind=kind, message=str(text or ""),
+                                  percent=percent if isinstance(percent, int) else None, value=value)
+            try:
+                session.on_progress(event)
+            except Exception:  # showing progress must never break the run
+                pass
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def show_message(ls: LanguageClient, params: types.ShowMessageParams) -> None:
@@ -190,11 +234,60 @@ def _pick(actions: list[Any], action: str, symbol: str | None) -> types.CodeActi
                             + (f" (available: {offered})" if offered else ""))
 
 
+async def _unless(cancel: asyncio.Event, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable`; raise `_Interrupted` as soon as `cancel` is set instead (the awaitable keeps running)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        if not cancel.is_set():
+            waiter = asyncio.ensure_future(cancel.wait())
+            try:
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if task.done():
+                return task.result()
+        raise _Interrupted
+    finally:
+        if not task.done():  # left to finish on its own (its response still comes); the outcome no longer matters
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def _cancel_command(client: LanguageClient, session: _Session, msg_id: str,
+                          pending: asyncio.Future[Any]) -> None:
+    """`$/cancelRequest` for the running command, then wait until the server has stopped its job."""
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    # The server answers the request at once (RequestCancelled, or the outcome if the job had just finished)...
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(pending), CANCEL_GRACE_S)
+    # ...and ends the action's progress when the worker has stopped and the task is logged as cancelled.
+    if session.began:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.ended.wait(), CANCEL_GRACE_S)
+
+
+async def _shut_down(client: LanguageClient) -> None:
+    """`shutdown` (the server cancels and drains whatever still runs) and `exit`, bounded in time."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.shutdown_async(None), SHUTDOWN_WAIT_S)
+    with contextlib.suppress(Exception):
+        client.exit(None)
+
+
+def _own_process_group() -> dict[str, Any]:
+    # A terminal's Ctrl-C signals its whole foreground process group: the server stays out of it, so the client
+    # decides how the running job ends (cancel, record, shut down) instead of the server dying mid-write.
+    return {"start_new_session": True} if os.name == "posix" else {}
+
+
 async def run_action_async(action: str, path: str | Path, *, symbol: str | None = None, trust: bool = False,
                            config: dict[str, Any] | None = None, config_file: str | None = None,
                            instruction: str = "", server_argv: list[str] | tuple[str, ...] | None = None,
-                           timeout: float = 900.0) -> RunOutcome:
-    """Run `action` on `path` through a fresh `cra lsp` server; nothing is written to disk."""
+                           timeout: float = 900.0, on_progress: Callable[[ProgressEvent], None] | None = None,
+                           cancel: asyncio.Event | None = None) -> RunOutcome:
+    """Run `action` on `path` through a fresh `cra lsp` server; nothing is written to disk.
+
+    `on_progress` gets every progress notification of the action. Setting `cancel` cancels the run: the server
+    stops and records the job, then `ActionCancelled` is raised."""
     if action not in ACTIONS:
         raise ActionUnavailable(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})")
     file = Path(path).resolve()
@@ -207,45 +300,64 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
     line = _symbol_line(old_text, symbol, action)
     uri = file.as_uri()
     session = _Session(uri, old_text)
+    session.on_progress = on_progress
+    cancel = cancel or asyncio.Event()
     client = _make_client(session)
     argv = list(server_argv or DEFAULT_SERVER_ARGV)
-    await client.start_io(argv[0], *argv[1:])
+    await client.start_io(argv[0], *argv[1:], **_own_process_group())
     stderr_task = asyncio.create_task(_drain_stderr(client, session))
     options: dict[str, Any] = {"trust": trust, "config": config or {}}
     if config_file:
         options["configFile"] = str(Path(config_file).resolve())
+    command_id = f"cra-run-{uuid.uuid4().hex}"
+    pending: asyncio.Future[Any] | None = None
     try:
-        async with asyncio.timeout(timeout):
-            await client.initialize_async(types.InitializeParams(
-                capabilities=_capabilities(), process_id=os.getpid(), root_uri=file.parent.as_uri(),
-                initialization_options=options))
-            client.initialized(types.InitializedParams())
-            client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-                uri=uri, language_id="c", version=session.version, text=old_text)))
-            position = types.Position(line=line, character=0)
-            offered = await client.text_document_code_action_async(types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=position, end=position),
-                context=types.CodeActionContext(diagnostics=[], only=[f"refactor.rewrite.cra.{action}"])))
-            chosen = _pick(list(offered or []), action, symbol)
-            if chosen.command is None:
-                chosen = await client.code_action_resolve_async(chosen)
-            if chosen.command is None:
-                raise HeadlessError(f"the server's {action} action carries no command")
-            arguments = list(chosen.command.arguments or [])
-            if instruction and arguments and isinstance(arguments[0], dict):
-                arguments[0] = {**arguments[0], "instruction": instruction}
-            result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-                command=chosen.command.command, arguments=arguments))
-            await client.shutdown_async(None)
-            client.exit(None)
+        try:
+            async with asyncio.timeout(timeout):
+                await _unless(cancel, client.initialize_async(types.InitializeParams(
+                    capabilities=_capabilities(), process_id=os.getpid(), root_uri=file.parent.as_uri(),
+                    initialization_options=options)))
+                client.initialized(types.InitializedParams())
+                client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+                    uri=uri, language_id="c", version=session.version, text=old_text)))
+                position = types.Position(line=line, character=0)
+                offered = await _unless(cancel, client.text_document_code_action_async(types.CodeActionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    range=types.Range(start=position, end=position),
+                    context=types.CodeActionContext(diagnostics=[], only=[f"refactor.rewrite.cra.{action}"]))))
+                chosen = _pick(list(offered or []), action, symbol)
+                if chosen.command is None:
+                    chosen = await _unless(cancel, client.code_action_resolve_async(chosen))
+                if chosen.command is None:
+                    raise HeadlessError(f"the server's {action} action carries no command")
+                arguments = list(chosen.command.arguments or [])
+                if instruction and arguments and isinstance(arguments[0], dict):
+                    arguments[0] = {**arguments[0], "instruction": instruction}
+                # Our own request id: `$/cancelRequest` names it.
+                pending = asyncio.wrap_future(client.protocol.send_request(
+                    types.WORKSPACE_EXECUTE_COMMAND,
+                    types.ExecuteCommandParams(command=chosen.command.command, arguments=arguments),
+                    msg_id=command_id))
+                result = await _unless(cancel, asyncio.shield(pending))
+                await client.shutdown_async(None)
+                client.exit(None)
+        except _Interrupted:
+            if pending is not None:
+                await _cancel_command(client, session, command_id, pending)
+            await _shut_down(client)
+            raise ActionCancelled(f"the {action} action was cancelled") from None
     except TimeoutError:
         raise HeadlessError(f"the {action} action did not finish within {timeout:g} s") from None
     except RuntimeError as exc:  # the server process died
         detail = "\n".join(session.stderr[-10:])
         raise HeadlessError(f"the cra server stopped: {exc}" + (f"\n{detail}" if detail else "")) from None
+    except asyncio.CancelledError:  # cancelled from outside (a second Ctrl-C): no more waiting on the server
+        _kill(client)
+        raise
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client._server.wait(), 5) if client._server else None
+        _kill(client)  # a server that neither finished nor exited must not outlive its client
         stderr_task.cancel()
         await client.stop()
     result = result if isinstance(result, dict) else {}
@@ -262,12 +374,53 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
                       cancelled=bool(result.get("cancelled")))
 
 
+def _kill(client: LanguageClient) -> None:
+    server = client._server
+    if server is not None and server.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            server.kill()
+
+
 def types_uri_path(uri: str) -> str:
     from cra.server.documents import uri_to_path
 
     return uri_to_path(uri)
 
 
-def run_action(action: str, path: str | Path, **kwargs: Any) -> RunOutcome:
-    """Synchronous `run_action_async`."""
-    return asyncio.run(run_action_async(action, path, **kwargs))
+def run_action(action: str, path: str | Path, *, cancel_on_interrupt: bool = False,
+               on_interrupt: Callable[[], None] | None = None, **kwargs: Any) -> RunOutcome:
+    """Synchronous `run_action_async`. With `cancel_on_interrupt` (`cra run`), SIGINT (Ctrl-C) cancels the run
+    cleanly (`ActionCancelled` once the server has recorded the cancel; `on_interrupt` is told at once); a second
+    SIGINT stops waiting for the server."""
+
+    async def go() -> RunOutcome:
+        cancel = kwargs.pop("cancel", None) or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        installed = False
+        if cancel_on_interrupt and threading.current_thread() is threading.main_thread():
+
+            def interrupted() -> None:
+                if cancel.is_set():
+                    if main is not None:
+                        main.cancel()
+                    return
+                cancel.set()
+                if on_interrupt is not None:
+                    with contextlib.suppress(Exception):
+                        on_interrupt()
+
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals here: KeyboardInterrupt
+                loop.add_signal_handler(signal.SIGINT, interrupted)
+                installed = True
+        try:
+            return await run_action_async(action, path, cancel=cancel, **kwargs)
+        except asyncio.CancelledError:
+            if not installed:
+                raise
+            raise ActionCancelled(f"the {action} action was interrupted") from None
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(go())

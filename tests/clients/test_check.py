@@ -115,3 +115,24 @@ def test_check_gate_reports_every_function_and_fails(repo: Path, tiny_model_path
     assert report["selected"] == 1 and report["failed"] == 1
     assert report["results"][0]["symbol"] == "negate" and report["results"][0]["ok"] is False
     assert "| implement | lib.c | `negate` | FAILED |" in (report_dir / "report.md").read_text()
+
+
+def test_ctrl_c_stops_the_check_without_a_report(repo: Path, tmp_path_factory, monkeypatch, capsys):
+    """The running action was cancelled (Ctrl-C): no further action runs, no report and no file is written."""
+    from cra.clients import headless
+
+    calls = []
+
+    def cancelled(action, path, **kwargs):
+        calls.append((action, kwargs.get("cancel_on_interrupt")))
+        raise headless.ActionCancelled(f"the {action} action was cancelled")
+
+    monkeypatch.setattr(headless, "run_action", cancelled)
+    report_dir = tmp_path_factory.mktemp("report") / "out"
+    args = argparse.Namespace(root=str(repo), document_undocumented=True, tests_changed_since=None,
+                              implement_stubs=True, max=None, report=str(report_dir), apply=True, list=False,
+                              json=False, trust=False, config=None, set=None)
+    assert check_command.run(args) == 130
+    assert calls == [("document", True)]  # the first action was interrupted; the others never started
+    assert "cancelled; stopped, no report written" in capsys.readouterr().err
+    assert not report_dir.exists() and (repo / "lib.c").read_text() == SOURCE

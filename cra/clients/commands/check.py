@@ -8,12 +8,14 @@ Selection (no model involved): `--document-undocumented` picks every public func
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import msgspec
 
@@ -133,15 +135,26 @@ def select(root: str | Path, *, document_undocumented: bool = False, tests_chang
 
 
 def run_targets(root: Path, targets: list[Target], *, apply: bool, trust: bool, config: dict | None,
-                config_file: str | None, server_argv: list[str] | None = None) -> list[Checked]:
-    from cra.clients.headless import HeadlessError, run_action
+                config_file: str | None, server_argv: list[str] | None = None,
+                progress: TextIO | None = None) -> list[Checked]:
+    """Run every target in turn. `progress`: a stream to show each run's progress on. Ctrl-C cancels the running
+    action and raises `ActionCancelled` (the targets before it keep what they wrote; nothing else is written)."""
+    from cra.clients.headless import ActionCancelled, HeadlessError, run_action
+    from cra.clients.progress import ProgressView
 
     results: list[Checked] = []
-    for target in targets:
+    for number, target in enumerate(targets, 1):
         started = time.monotonic()
+        label = f"cra check [{number}/{len(targets)}] {target.action} {target.path}:{target.symbol}"
+        view = ProgressView(progress, label) if progress is not None else None
         try:
-            outcome = run_action(target.action, root / target.path, symbol=target.symbol, trust=trust, config=config,
-                                 config_file=config_file, server_argv=server_argv)
+            with view or contextlib.nullcontext():
+                outcome = run_action(target.action, root / target.path, symbol=target.symbol, trust=trust,
+                                     config=config, config_file=config_file, server_argv=server_argv,
+                                     on_progress=view, cancel_on_interrupt=True,
+                                     on_interrupt=view.cancelling if view else None)
+        except ActionCancelled:
+            raise
         except HeadlessError as exc:
             results.append(Checked(action=target.action, path=target.path, symbol=target.symbol, ok=False,
                                    error=str(exc), seconds=round(time.monotonic() - started, 2)))
@@ -194,8 +207,15 @@ def run(args: argparse.Namespace) -> int:
         for t in targets:
             print(f"{t.action}\t{t.path}:{t.line + 1}\t{t.symbol}")
         return 0
-    results = run_targets(root, targets, apply=args.apply, trust=args.trust, config=config, config_file=args.config,
-                          server_argv=getattr(args, "server_argv", None))
+    from cra.clients.headless import ActionCancelled
+
+    try:
+        results = run_targets(root, targets, apply=args.apply, trust=args.trust, config=config,
+                              config_file=args.config, server_argv=getattr(args, "server_argv", None),
+                              progress=None if args.json else sys.stderr)
+    except ActionCancelled as exc:
+        print(f"cra check: {exc}; stopped, no report written", file=sys.stderr)
+        return 130
     passed = sum(r.ok for r in results)
     report = Report(root=str(root), selected=len(targets), passed=passed, failed=len(results) - passed,
                     results=results)

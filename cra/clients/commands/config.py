@@ -7,9 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from cra.pipeline.config import ConfigError, load_config
-from cra.pipeline.config_check import check_files
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="inspect and validate configuration",
@@ -26,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from cra.pipeline.config import ConfigError, load_config
+    from cra.pipeline.config_check import check_files
+
     target = Path(args.path or ".")
     try:
         if target.is_dir():

@@ -7,8 +7,6 @@ import json
 import os
 import sys
 
-import msgspec
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("context", help="show the assembled context for a symbol of a C file")
@@ -30,6 +28,8 @@ def _root_for(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import msgspec
+
     from cra.pipeline.context import ContextError, WorkspaceIndex, assemble
 
     if not os.path.isfile(args.file):

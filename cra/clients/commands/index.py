@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-import msgspec
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("index", help="index the C/H files of a workspace with tree-sitter-c")
@@ -18,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import msgspec
+
     from cra.pipeline.context import ContextError, WorkspaceIndex
 
     try:

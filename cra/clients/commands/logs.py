@@ -7,11 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import msgspec
-
-from cra.clients.output import print_table
-from cra.pipeline.calllog import CallLog, CallLogError, log_path
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("logs", help="show logged LLM calls and task outcomes",
@@ -26,6 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cra.clients.output import print_table
+    from cra.pipeline.calllog import CallLog, CallLogError, log_path
+
     path = log_path(Path(args.root))
     if not path.is_file():
         print(f"cra: no call log at {path} (nothing has run in this workspace yet)", file=sys.stderr)

