@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CRA    := $(VENV)/bin/cra
 EXAMPLE := examples/ringbuf
 
-.PHONY: demo test venv clean-venv llama-server
+.PHONY: demo test lint venv clean-venv llama-server vscode-e2e
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,16 @@ demo: $(VENV)/.stamp-demo
 llama-server: | $(PY)
 	PYTHON=$(PY) scripts/build-llama-server.sh || echo "llama-server: build failed; its tests will skip"
 
-test: $(VENV)/.stamp-test llama-server
+# code-server (a real VS Code) for the VS Code end-to-end test (installed once, cached; the test skips without it).
+vscode-e2e:
+	scripts/install-vscode-e2e.sh || echo "vscode-e2e: install failed; the real-VS-Code test will skip"
+
+# ruff (with the mutable-default check) and mypy over the package; part of the test command.
+lint: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff check cra tests
+	$(VENV)/bin/mypy cra
+
+test: $(VENV)/.stamp-test llama-server vscode-e2e lint
 	$(CRA) models install qwen2.5-coder-0.5b
 	$(PY) -m pytest -q -p no:cacheprovider tests
 

@@ -146,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         warm.append(time.perf_counter() - started)
 
     def mean(key: str) -> float:
-        return statistics.fmean(r[key] for r in rows) if rows else 0.0
+        return statistics.fmean(float(r[key]) for r in rows) if rows else 0.0  # type: ignore[arg-type]
 
     result = {
         "root": root,

@@ -166,10 +166,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"--n-ctx must be at least 1200 for the 1,000-token prefix test, got {args.n_ctx}")
     model_path = resolve_model(args.model)
 
-    from cra.training.synthetic import write_lora_for
     from llama_cpp import Llama
 
     from cra.pipeline.engine import AdapterSpec, Cancelled, CancelToken, GenParams, LocalEngine, Message, ModelSpec
+    from cra.training.synthetic import write_lora_for
 
     model = ModelSpec(name=model_path.stem, path=str(model_path), n_ctx=args.n_ctx, n_threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="cra-bench-engine-") as tmp:
@@ -201,10 +201,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raw.reset()  # cold KV each time, like the engine's first call would not be
             for chunk in raw.create_completion(prompt_text, max_tokens=DECODE_TOKENS, temperature=0.0,
                                                repeat_penalty=1.0, stream=True):
-                on_piece(chunk["choices"][0]["text"])
+                on_piece(chunk["choices"][0]["text"])  # type: ignore[index]  # a stream yields chunks
 
         def cra_run(adapters: tuple[AdapterSpec, ...]) -> Callable[[Callable[[str], None]], None]:
-            return lambda on_piece: engine.generate(model, adapters, messages, params, on_text=on_piece) and None
+            def run(on_piece: Callable[[str], None]) -> None:
+                engine.generate(model, adapters, messages, params, on_text=on_piece)
+
+            return run
 
         # Paired ratios, median over rounds, run order reversed every other round: on a shared machine the
         # speed drifts by tens of percent between rounds, much less between neighbouring runs.
@@ -216,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             overheads.append(rate["cra"] / rate["raw"])
             lora_ratios.append(rate["lora"] / rate["cra"])
             rates.append(rate)
-        del raw, runs
+        del runs
+        raw.close()  # free the second copy of the model before the memory-sensitive figures
         gc.collect()
         engine_overhead = statistics.median(overheads)
         lora_ratio = statistics.median(lora_ratios)

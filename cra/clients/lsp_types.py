@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 from cattrs import Converter
 from lsprotocol import types
@@ -18,9 +19,10 @@ def _command_or_code_action(converter: Converter, obj: Any) -> types.Command | t
 
 def install_code_action_hook(converter: Converter) -> None:
     """Make `textDocument/codeAction` results decode as CodeAction when they are CodeActions."""
-    union = Union[types.Command, types.CodeAction]
+    # typing.Union/Optional, not `|`: the converter's hooks match these exact runtime objects.
+    union = Union[types.Command, types.CodeAction]  # noqa: UP007
     converter.register_structure_hook(union, lambda obj, _: _command_or_code_action(converter, obj))
-    containers = (Optional[Sequence[union]], Sequence[union])
+    containers = (Optional[Sequence[union]], Sequence[union])  # noqa: UP045
     converter.register_structure_hook_func(
         lambda t: t in containers,
         lambda obj, _: None if obj is None else [_command_or_code_action(converter, item) for item in obj])

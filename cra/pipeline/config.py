@@ -241,9 +241,9 @@ def _check_semantics(config: Config, source: str) -> None:
         if stage.role and stage.role not in ROLES:
             raise ConfigError(f"{source}: key `stages.{name}.role`: unknown role {stage.role!r}")
     for base, table in config.adapters.items():
-        for stage in table:
-            if stage not in STAGES:
-                raise ConfigError(f"{source}: key `adapters.{base}.{stage}`: unknown stage {stage!r}")
+        for stage_name in table:
+            if stage_name not in STAGES:
+                raise ConfigError(f"{source}: key `adapters.{base}.{stage_name}`: unknown stage {stage_name!r}")
 
 
 def _resolve_relative_paths(config: Config, root: Path) -> Config:

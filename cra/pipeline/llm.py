@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from cra.pipeline.calllog import CallLog, CallRecord, file_fingerprint
-from cra.pipeline.engine import CallStats, CancelToken, Cancelled, Decision, Engine, Generation, Message, Timeout
+from cra.pipeline.engine import CallStats, Cancelled, CancelToken, Decision, Engine, Generation, Message, Timeout
 from cra.pipeline.router import ModelRouter, Route
 
 T = TypeVar("T")

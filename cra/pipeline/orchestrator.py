@@ -12,13 +12,13 @@ from cra.pipeline.actions import ACTIONS, ActionRequest, ActionResult, Verdict
 from cra.pipeline.calllog import CallLog, new_task_id
 from cra.pipeline.config import Config, ConfigError
 from cra.pipeline.context import ContextError
-from cra.pipeline.models.registry import ModelError
-from cra.pipeline.sandbox import SandboxError
 from cra.pipeline.engine import Cancelled, CancelToken, Engine, EngineError, Timeout
 from cra.pipeline.flows import flows
 from cra.pipeline.flows.base import DONE, FAILED, ActionFailed, Progress, Task, Terminal
 from cra.pipeline.llm import StageLLM
+from cra.pipeline.models.registry import ModelError
 from cra.pipeline.router import ModelRouter
+from cra.pipeline.sandbox import SandboxError
 
 __all__ = ["ActionFailed", "Progress", "available_actions", "run_action"]
 

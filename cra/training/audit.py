@@ -14,9 +14,9 @@ from collections.abc import Iterable
 import msgspec
 
 from cra.pipeline.adapter_map import label_for, outcome_failed
-from cra.training.curate import CurationError, call_failed
 from cra.pipeline.calllog import CallLog, CallRow, OutcomeRow
 from cra.pipeline.stages.registry import STAGE_SPECS
+from cra.training.curate import CurationError, call_failed
 
 COLUMNS: tuple[str, ...] = ("stage", "code", "adapter", "calls", "tasks", "failed_calls", "failed_call_rate",
                             "tasks_with_outcome", "downstream_failure_rate", "signal_negative_rate",

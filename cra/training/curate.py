@@ -18,11 +18,11 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
@@ -160,7 +160,8 @@ def _export(log: CallLog, out: Path, options: CurateOptions) -> Manifest:
         if not pairs:
             continue
         counts = StageCounts(adapter=spec_for(stage).default_adapter)
-        train, valid = [], []
+        train: list[str] = []
+        valid: list[str] = []
         for pair in pairs:
             label = _merged_label(pair.votes)
             if label not in KEPT_LABELS[options.min_label]:
@@ -266,7 +267,7 @@ def _merged_label(votes: Counter[str]) -> Label:
     """Identical pairs from several tasks: one verdict if they agree, else unknown (the signal contradicts
     itself, so the pair teaches nothing reliable)."""
     if len(votes) == 1:
-        return next(iter(votes))  # type: ignore[return-value]
+        return cast(Label, next(iter(votes)))
     return "unknown"
 
 

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cra.training.synthetic import write_lora_for
+from pipeline_support import Runner, tiny_config
 
 from cra.pipeline.actions import ActionRequest, ActionResult
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.engine import CancelToken, LocalEngine
 from cra.pipeline.orchestrator import run_action
+from cra.training.synthetic import write_lora_for
 
-from pipeline_support import Runner, tiny_config
 
 @pytest.fixture(scope="session")
 def long_tiny_adapter(gguf_dir: Path, long_tiny_model: Path) -> Path:

@@ -30,8 +30,18 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from cra.pipeline.engine import (AdapterSpec, CallStats, Cancelled, CancelToken, Decision, Generation, GenParams,
-                                 Message, ModelSpec, StructuredOutputError)
+from cra.pipeline.engine import (
+    AdapterSpec,
+    CallStats,
+    Cancelled,
+    CancelToken,
+    Decision,
+    Generation,
+    GenParams,
+    Message,
+    ModelSpec,
+    StructuredOutputError,
+)
 
 T = TypeVar("T")
 Kind = Literal["generate", "structured", "decide", "decide_batch"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cra.pipeline.sandbox import run_generated_test
 from cra.pipeline.context import parse_source
 from cra.pipeline.flows.tests import split_cases
+from cra.pipeline.sandbox import run_generated_test
 from cra.pipeline.stages import test_generation as a7
 
 LIB = "int add(int a, int b) { return a + b; }\n"

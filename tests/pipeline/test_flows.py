@@ -6,14 +6,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from pipeline_support import Runner, notes, states
 
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.context import parse_source
 from cra.pipeline.engine import CancelToken
 from cra.pipeline.flows.plan import Plan
 from cra.pipeline.sandbox import compile_unit
-
-from pipeline_support import Runner, notes, states
 
 
 def test_document_trivial_accessor_needs_no_model(run: Runner, workspace: Path, log: CallLog) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from pipeline_support import tiny_config
 
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.config import STAGES, load_config
@@ -33,8 +34,6 @@ from cra.pipeline.stages import test_generation as a7
 from cra.pipeline.stages.doxygen import render_block
 from cra.pipeline.stages.registry import STAGE_MODULES, STAGE_SPECS, spec_for
 from cra.pipeline.stages.spec import MODES, StageSpec
-
-from pipeline_support import tiny_config
 
 MODULES = ["meta_plan", "part_plan", "scaffold", "adjustment", "task_analysis", "implement", "test_generation",
            "precision", "documentation", "refilter", "scope", "routing"]

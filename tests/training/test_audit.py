@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from curation_data import DAY, T0, LogFacts, add, implement_messages
 
+from cra.pipeline.calllog import CallLog
 from cra.training.audit import AuditError, audit
 from cra.training.curate import open_log
-from cra.pipeline.calllog import CallLog
 
 
 def report_for(facts: LogFacts, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cra.training.curate import CurateOptions, CurationError, curate, in_valid_split, open_log, parse_since
-from cra.pipeline.calllog import CallLog, log_path
-
 from curation_data import DAY, T0, YES_NO, LogFacts, add, decision_messages
+
+from cra.pipeline.calllog import CallLog, log_path
+from cra.training.curate import CurateOptions, CurationError, curate, in_valid_split, open_log, parse_since
 
 
 def read_pairs(out: Path) -> list[dict[str, Any]]:

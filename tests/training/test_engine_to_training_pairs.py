@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cra.training.audit import audit
-from cra.training.curate import CurateOptions, curate, open_log
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.config import load_config
-from cra.pipeline.engine import CancelToken, Cancelled, LocalEngine, Message
+from cra.pipeline.engine import Cancelled, CancelToken, LocalEngine, Message
 from cra.pipeline.llm import StageLLM
 from cra.pipeline.router import ModelRouter
+from cra.training.audit import audit
+from cra.training.curate import CurateOptions, curate, open_log
 
 
 @pytest.fixture

@@ -15,7 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from cra.server.symbols import FunctionSite
 
 import msgspec
 
@@ -65,19 +68,22 @@ def _sources(root: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def _functions(root: Path) -> tuple[list[tuple[str, object]], dict[str, list[object]]]:
+Sites = list[tuple[str, "FunctionSite"]]  # (path relative to the root, function)
+
+
+def _functions(root: Path) -> tuple[Sites, dict[str, Sites]]:
     """(definitions in .c files with their path, prototypes by name) over the whole tree."""
     from cra.server.symbols import DEFINITION, functions_in
 
-    definitions: list[tuple[str, object]] = []
-    prototypes: dict[str, list[tuple[str, object]]] = {}
+    definitions: Sites = []
+    prototypes: dict[str, Sites] = {}
     for rel, data in _sources(root):
         for site in functions_in(data, rel):
             if site.kind == DEFINITION and rel.endswith(".c"):
                 definitions.append((rel, site))
             elif site.kind != DEFINITION:
                 prototypes.setdefault(site.name, []).append((rel, site))
-    return definitions, prototypes  # type: ignore[return-value]
+    return definitions, prototypes
 
 
 def changed_lines(root: Path, ref: str) -> dict[str, list[tuple[int, int]]]:
@@ -111,25 +117,25 @@ def select(root: str | Path, *, document_undocumented: bool = False, tests_chang
     definitions, prototypes = _functions(root)
     targets: list[Target] = []
     if implement_stubs:
-        targets += [Target(action="implement", path=rel, symbol=s.name, line=s.start_line)  # type: ignore[attr-defined]
-                    for rel, s in definitions if s.is_stub]  # type: ignore[attr-defined]
+        targets += [Target(action="implement", path=rel, symbol=s.name, line=s.start_line)
+                    for rel, s in definitions if s.is_stub]
     if document_undocumented:
         for rel, site in definitions:
-            declared = prototypes.get(site.name, [])  # type: ignore[attr-defined]
+            declared = prototypes.get(site.name, [])
             in_header = any(path.endswith(".h") for path, _ in declared)
-            public = in_header or not site.is_static  # type: ignore[attr-defined]
-            documented = site.doc.strip() or any(p.doc.strip() for _, p in declared)  # type: ignore[attr-defined]
+            public = in_header or not site.is_static
+            documented = site.doc.strip() or any(p.doc.strip() for _, p in declared)
             if public and not documented:
-                targets.append(Target(action="document", path=rel, symbol=site.name,  # type: ignore[attr-defined]
-                                      line=site.start_line))  # type: ignore[attr-defined]
+                targets.append(Target(action="document", path=rel, symbol=site.name,
+                                      line=site.start_line))
     if tests_changed_since:
         spans = changed_lines(root, tests_changed_since)
         for rel, site in definitions:
-            if site.is_stub:  # type: ignore[attr-defined]
+            if site.is_stub:
                 continue  # nothing to test yet
-            if any(a <= site.end_line and site.start_line <= b for a, b in spans.get(rel, [])):  # type: ignore[attr-defined]
-                targets.append(Target(action="tests", path=rel, symbol=site.name,  # type: ignore[attr-defined]
-                                      line=site.start_line))  # type: ignore[attr-defined]
+            if any(a <= site.end_line and site.start_line <= b for a, b in spans.get(rel, [])):
+                targets.append(Target(action="tests", path=rel, symbol=site.name,
+                                      line=site.start_line))
     targets.sort(key=lambda t: (t.path, t.line, t.action))
     return targets[:max_actions] if max_actions is not None else targets
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import msgspec
 
-from cra.pipeline.adapter_map import SIGNALS, routes
-from cra.training.audit import COLUMNS, audit
-from cra.training.curate import KEPT_LABELS, CurateOptions, CurationError, curate, open_log, parse_since
 from cra.clients.output import print_table
+from cra.pipeline.adapter_map import SIGNALS, routes
 from cra.pipeline.config import ConfigError, load_config
 from cra.pipeline.stages.registry import STAGE_SPECS
+from cra.training.audit import COLUMNS, audit
+from cra.training.curate import KEPT_LABELS, CurateOptions, CurationError, curate, open_log, parse_since
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

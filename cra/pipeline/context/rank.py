@@ -45,7 +45,7 @@ def pagerank(
     return ranks
 
 
-_cache: "weakref.WeakKeyDictionary[WorkspaceIndex, tuple[int, dict[str, float]]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[WorkspaceIndex, tuple[int, dict[str, float]]] = weakref.WeakKeyDictionary()
 
 
 def symbol_ranks(index: WorkspaceIndex) -> dict[str, float]:

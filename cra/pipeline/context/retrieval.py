@@ -78,7 +78,7 @@ class _WordIndex(msgspec.Struct):
 
 
 # Keyed on the build generation: names added by later single-file edits join at the next build.
-_word_indexes: "weakref.WeakKeyDictionary[WorkspaceIndex, _WordIndex]" = weakref.WeakKeyDictionary()
+_word_indexes: weakref.WeakKeyDictionary[WorkspaceIndex, _WordIndex] = weakref.WeakKeyDictionary()
 
 
 def _words_of(index: WorkspaceIndex) -> _WordIndex:

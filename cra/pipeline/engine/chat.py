@@ -51,7 +51,7 @@ class ChatRenderer:
             if not messages:
                 raise InvalidRequestError("an answer prefix needs at least one message before it")
         try:
-            response = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+            response = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])  # type: ignore[misc]
         except Exception as exc:  # the template itself may raise (e.g. it rejects a role order)
             raise InvalidRequestError(f"the model's chat template rejected the messages: {exc}") from exc
         return response.prompt + prefill

@@ -173,7 +173,7 @@ class LocalEngine:
         timeout_s: float | None = None,
     ) -> tuple[T, Generation]:
         params = params or GenParams()
-        grammar = gbnf_for(struct_type)
+        grammar = gbnf_for(struct_type)  # type: ignore[arg-type]  # a class is hashable
         gen = self._run(model, adapters, messages, params, cancel, None, timeout_s, grammar=grammar)
         name = getattr(struct_type, "__name__", str(struct_type))
         if gen.stats.finish_reason == "length":

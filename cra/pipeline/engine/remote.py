@@ -133,7 +133,7 @@ class RemoteEngine:
         name = getattr(struct_type, "__name__", str(struct_type))
         schema = msgspec.json.schema(struct_type)
         if self.structured_mode == "grammar":
-            extra: dict[str, Any] = {"grammar": gbnf_for(struct_type)}
+            extra: dict[str, Any] = {"grammar": gbnf_for(struct_type)}  # type: ignore[arg-type]  # a class is hashable
         elif self.structured_mode == "json_object":
             extra = {"response_format": {"type": "json_object", "schema": schema}}
         else:

@@ -4,6 +4,7 @@ sandbox check, and the retry loop (a failed attempt → an adjustment round → 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -170,7 +171,7 @@ def file_outline(task: Task[Any]) -> str:
     return "\n\n".join(parts) or task.request.text[:4000]
 
 
-def adjustment_round(task: Task[Any], *, goal: str, change: str, kind: str, remaining: list[str] = []) -> None:
+def adjustment_round(task: Task[Any], *, goal: str, change: str, kind: str, remaining: Sequence[str] = ()) -> None:
     """One adjustment round after a failed attempt: count it, run A4 when routing includes it (a compile or test
     failure; not a syntax slip the failure text already explains), fold its revision into `task.failure`, and note
     the round on the transition log."""

@@ -11,8 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
-from cra.pipeline.flows.common import (adjust_and_retry, assemble_for, check_options, file_outline, function_shape,
-                                       locate_function, relative, require_c_file, retry_or_give_up, verdict_of)
+from cra.pipeline.flows.common import (
+    adjust_and_retry,
+    assemble_for,
+    check_options,
+    file_outline,
+    function_shape,
+    locate_function,
+    relative,
+    require_c_file,
+    retry_or_give_up,
+    verdict_of,
+)
 from cra.pipeline.flows.edits import Splice, line_start, propose
 from cra.pipeline.flows.gating import tier_for
 from cra.pipeline.sandbox import check_change

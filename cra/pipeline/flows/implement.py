@@ -8,8 +8,17 @@ from dataclasses import dataclass
 
 from cra.pipeline.actions import Verdict, diagnostics_out
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
-from cra.pipeline.flows.common import (adjust_and_retry, analyze_task, assemble_for, check_options, locate_function,
-                                       parse_errors_in, require_c_file, retry_or_give_up, verdict_of)
+from cra.pipeline.flows.common import (
+    adjust_and_retry,
+    analyze_task,
+    assemble_for,
+    check_options,
+    locate_function,
+    parse_errors_in,
+    require_c_file,
+    retry_or_give_up,
+    verdict_of,
+)
 from cra.pipeline.flows.edits import Splice, propose
 from cra.pipeline.sandbox import check_change
 from cra.pipeline.stages import implement as a6

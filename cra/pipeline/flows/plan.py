@@ -15,8 +15,7 @@ import msgspec
 from cra.pipeline.actions import FileOut, Verdict
 from cra.pipeline.context.symbols import FUNCTION, Symbol
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
-from cra.pipeline.flows.common import (analyze_task, assemble_for, file_outline, relative, require_c_file,
-                                       source_index)
+from cra.pipeline.flows.common import analyze_task, assemble_for, file_outline, relative, require_c_file, source_index
 from cra.pipeline.stages import meta_plan as a1
 from cra.pipeline.stages import part_plan as a2
 from cra.pipeline.stages.doxygen import clean

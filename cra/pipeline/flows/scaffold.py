@@ -17,8 +17,16 @@ from cra.pipeline.actions import FileOut, Verdict
 from cra.pipeline.context import parse_source
 from cra.pipeline.context.symbols import FUNCTION, PROTOTYPE, Symbol
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
-from cra.pipeline.flows.common import (adjust_and_retry, check_options, file_outline, function_shape, relative,
-                                       require_c_file, retry_or_give_up, verdict_of)
+from cra.pipeline.flows.common import (
+    adjust_and_retry,
+    check_options,
+    file_outline,
+    function_shape,
+    relative,
+    require_c_file,
+    retry_or_give_up,
+    verdict_of,
+)
 from cra.pipeline.flows.edits import propose
 from cra.pipeline.flows.gating import prototype_exists, tier_for
 from cra.pipeline.flows.plan import latest_plan_text

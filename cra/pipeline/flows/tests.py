@@ -14,9 +14,18 @@ from pathlib import Path
 from cra.pipeline.actions import FileOut, Verdict
 from cra.pipeline.context.symbols import MACRO, MACRO_FUNCTION
 from cra.pipeline.flows.base import DONE, ActionFailed, Flow, Task, Terminal
-from cra.pipeline.flows.common import (adjust_and_retry, assemble_for, function_shape, locate_function, relative,
-                                       require_c_file, retry_or_give_up, sandbox_limits, source_index,
-                                       workspace_index)
+from cra.pipeline.flows.common import (
+    adjust_and_retry,
+    assemble_for,
+    function_shape,
+    locate_function,
+    relative,
+    require_c_file,
+    retry_or_give_up,
+    sandbox_limits,
+    source_index,
+    workspace_index,
+)
 from cra.pipeline.sandbox import SandboxError, TestResult, condense, detect_test_framework, run_generated_test
 from cra.pipeline.sandbox.frameworks import TEST_DIR_NAMES
 from cra.pipeline.stages import test_generation as a7

@@ -2,12 +2,29 @@
 
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
-from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, CompileCommandsError, CompileFlags, flags_for, flags_from_compile_commands
+from cra.pipeline.sandbox.flags import (
+    DEFAULT_FLAGS,
+    CompileCommandsError,
+    CompileFlags,
+    flags_for,
+    flags_from_compile_commands,
+)
 from cra.pipeline.sandbox.frameworks import (
-    TestFramework, TestResult, UntrustedCommand, detect_test_framework, run_generated_test, run_project_tests,
+    TestFramework,
+    TestResult,
+    UntrustedCommand,
+    detect_test_framework,
+    run_generated_test,
+    run_project_tests,
 )
 from cra.pipeline.sandbox.limits import Limits, RunResult, SandboxError
-from cra.pipeline.sandbox.runner import IsolationPlan, isolation_plan, make_sandbox_dir, remove_sandbox_dir, run_sandboxed
+from cra.pipeline.sandbox.runner import (
+    IsolationPlan,
+    isolation_plan,
+    make_sandbox_dir,
+    remove_sandbox_dir,
+    run_sandboxed,
+)
 from cra.pipeline.sandbox.validate import CompileResult, compile_unit
 from cra.pipeline.sandbox.validation import ChangeCheck, CheckOptions, check_change, compile_changes
 from cra.pipeline.sandbox.workspace_copy import PathOutsideWorkspace, WorkspaceTooLarge, copy_workspace

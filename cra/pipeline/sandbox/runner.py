@@ -215,7 +215,7 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-_SIGNAL_REASONS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit"}
+_SIGNAL_REASONS: dict[int, str] = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit"}
 
 
 def _result(status: str, out: _Capture, err: _Capture, killed_reason: str | None, wall: float) -> RunResult:

@@ -7,6 +7,7 @@ the result into the retry's prompt (`as_feedback`); nothing is parsed from prose
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
@@ -36,7 +37,7 @@ class Adjustment(msgspec.Struct):
     steps: Annotated[list[Line], msgspec.Meta(min_length=1, max_length=5)]
 
 
-def build_messages(*, context: str, goal: str, failure: str, change: str, remaining: list[str],
+def build_messages(*, context: str, goal: str, failure: str, change: str, remaining: Sequence[str],
                    round_number: int) -> list[Message]:
     request = (f"Goal: {goal.strip()}\nAttempt {round_number} produced:\n```c\n{change.strip()[:CHANGE_CHARS]}\n```\n"
                f"Failure:\n{failure.strip()[:FAILURE_CHARS]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Sequence
 
 WIDTH = 100
 
@@ -15,7 +16,7 @@ def clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def render_block(*, brief: str, params: list[tuple[str, str]] = [], returns: str = "", notes: str = "",
+def render_block(*, brief: str, params: Sequence[tuple[str, str]] = (), returns: str = "", notes: str = "",
                  file: str | None = None, indent: str = "") -> str:
     """A `/** ... */` block, one tag per paragraph, wrapped at WIDTH columns. Ends without a newline."""
     lines: list[str] = []

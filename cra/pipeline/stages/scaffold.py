@@ -6,6 +6,7 @@ empty stub definitions (which `implement` later fills) for the source file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
@@ -45,7 +46,7 @@ class Scaffold(msgspec.Struct):
     functions: Annotated[list[FunctionSpec], msgspec.Meta(min_length=1, max_length=6)]
 
 
-def build_messages(*, context: str, task: str, plan: str = "", existing: list[str] = []) -> list[Message]:
+def build_messages(*, context: str, task: str, plan: str = "", existing: Sequence[str] = ()) -> list[Message]:
     request = f"Task: {task.strip()}"
     if plan.strip():
         request += f"\nPlan:\n{plan.strip()}"

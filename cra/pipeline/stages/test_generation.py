@@ -8,6 +8,7 @@ checks), so the model never has to know a framework's boilerplate and no prose i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
@@ -187,7 +188,7 @@ def macros_used(bodies: list[str], unit_macros: dict[str, str]) -> list[str]:
 
 
 def render_test_file(suite: TestSuite, *, library: str, function: str, includes: list[str],
-                     declarations: list[str] = [], macros: list[str] = []) -> str:
+                     declarations: Sequence[str] = (), macros: Sequence[str] = ()) -> str:
     """The complete test program for `library` ("unity" | "cmocka" | "plain"). `includes` are the project
     headers to include (as written inside quotes); `declarations` are prototypes for functions no header
     declares; `macros` are `#define`s from the unit under test that the cases use (see `macros_used`)."""

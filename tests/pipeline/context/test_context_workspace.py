@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cra.pipeline.context import ContextError, FileIndex, WorkspaceIndex, parse_source
-from cra.pipeline.context import cparse
+from cra.pipeline.context import ContextError, FileIndex, WorkspaceIndex, cparse, parse_source
 
 HEADER = b"""#ifndef LIST_H
 #define LIST_H

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cra.training.synthetic import write_tiny_model
 from cra.pipeline.engine import AdapterSpec, LocalEngine, ModelSpec
+from cra.training.synthetic import write_tiny_model
 
 
 @pytest.fixture

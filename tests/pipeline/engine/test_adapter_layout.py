@@ -9,9 +9,9 @@ import gguf
 import numpy as np
 import pytest
 
-from cra.training.synthetic import write_lora_for, write_tiny_model
 from cra.pipeline.engine import AdapterSpec, LocalEngine, Message, ModelSpec
 from cra.pipeline.engine.adapter_layout import cpu_layout, prune
+from cra.training.synthetic import write_lora_for, write_tiny_model
 
 Q8_0 = gguf.GGMLQuantizationType.Q8_0
 TARGETS = ("q", "v", "up", "down")

@@ -9,8 +9,8 @@ from typing import Literal
 import msgspec
 import pytest
 
-from cra.training.synthetic import write_lora_for
 from cra.pipeline.engine import AdapterSpec, GenParams, LocalEngine, Message, ModelSpec
+from cra.training.synthetic import write_lora_for
 
 pytestmark = pytest.mark.real_model
 

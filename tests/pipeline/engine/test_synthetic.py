@@ -8,8 +8,8 @@ import gguf
 import numpy as np
 import pytest
 
-from cra.training.synthetic import write_lora_for, write_tiny_model
 from cra.pipeline.engine import AdapterSpec, GenParams, LocalEngine, Message, ModelSpec
+from cra.training.synthetic import write_lora_for, write_tiny_model
 
 
 def test_tiny_model_is_deterministic_from_seed(tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_support import Runner, tiny_config
+from scripted_engine import ScriptedEngine
 
 from cra.pipeline.actions import ActionRequest, ActionResult
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.engine import CancelToken
 from cra.pipeline.orchestrator import run_action
-
-from pipeline_support import Runner, tiny_config
-from scripted_engine import ScriptedEngine
 
 
 @pytest.fixture

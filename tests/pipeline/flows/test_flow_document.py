@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline_support import Runner, notes, states
+from scripted_engine import ScriptedEngine
+
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.context import parse_source
 from cra.pipeline.sandbox import compile_unit
 from cra.pipeline.stages import adjustment as a4
 from cra.pipeline.stages import documentation as a9
-
-from pipeline_support import Runner, notes, states
-from scripted_engine import ScriptedEngine
 
 DISTANCE_DOC = a9.FunctionDoc(brief="Taxicab distance between two points.",
                               params=[a9.ParamDoc(name="a", description="the first point"),

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline_support import Runner, notes, states
+from scripted_engine import ScriptedCall, ScriptedEngine
+
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.engine import CallStats, CancelToken, Generation
 from cra.pipeline.stages import adjustment as a4
-
-from pipeline_support import Runner, notes, states
-from scripted_engine import ScriptedCall, ScriptedEngine
 
 GOOD = "    return a + b;\n}"
 UNDECLARED = "    return a + c;\n}"  # compiles only if `c` existed

@@ -6,15 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+from pipeline_support import Runner, notes, states
+from scripted_engine import ScriptedEngine
 
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.flows.plan import Plan
 from cra.pipeline.stages import meta_plan as a1
 from cra.pipeline.stages import part_plan as a2
 from cra.pipeline.stages import task_analysis as a5
-
-from pipeline_support import Runner, notes, states
-from scripted_engine import ScriptedEngine
 
 QUERY = a5.TaskQuery(type="feature", seeds=["point_distance"], keywords=["midpoint"], intent="add a midpoint")
 META = a1.MetaPlan(summary="A midpoint function and its tests.",

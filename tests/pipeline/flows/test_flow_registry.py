@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pipeline_support import Runner, notes, states
+from scripted_engine import ScriptedEngine
 
 from cra.pipeline.actions import ACTIONS, Verdict
 from cra.pipeline.calllog import CallLog
@@ -18,9 +20,6 @@ from cra.pipeline.flows.base import DONE, Flow, NoData, Shared, Task, Terminal
 from cra.pipeline.flows.common import adjust_and_retry, retry_or_give_up
 from cra.pipeline.orchestrator import available_actions
 from cra.pipeline.stages import adjustment as a4
-
-from pipeline_support import Runner, notes, states
-from scripted_engine import ScriptedEngine
 
 
 def test_the_scripted_engine_is_an_engine() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline_support import Runner, notes, states
+from scripted_engine import ScriptedEngine
+
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.sandbox import compile_unit
 from cra.pipeline.stages import adjustment as a4
 from cra.pipeline.stages import scaffold as a3
-
-from pipeline_support import Runner, notes, states
-from scripted_engine import ScriptedEngine
 
 
 def spec(name: str, return_type: str = "int") -> a3.FunctionSpec:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline_support import Runner, states
+from scripted_engine import ScriptedEngine
+
 from cra.pipeline.calllog import CallLog
 from cra.pipeline.stages import adjustment as a4
 from cra.pipeline.stages import test_generation as a7
-
-from pipeline_support import Runner, states
-from scripted_engine import ScriptedEngine
 
 
 def case(name: str, body: str) -> a7.TestCase:

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from cra.pipeline.sandbox import (
-    SandboxError, UntrustedCommand, compile_unit, detect_test_framework, run_generated_test, run_project_tests,
+    SandboxError,
+    UntrustedCommand,
+    compile_unit,
+    detect_test_framework,
+    run_generated_test,
+    run_project_tests,
 )
 
 LIB_C = '#include "calc.h"\nint add(int a, int b) { return a + b; }\n'

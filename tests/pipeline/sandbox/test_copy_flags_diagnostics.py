@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from cra.pipeline.sandbox import (
-    CompileCommandsError, Diagnostic, PathOutsideWorkspace, WorkspaceTooLarge, condense, copy_workspace, flags_for,
-    new_warnings, parse_diagnostics,
+    CompileCommandsError,
+    Diagnostic,
+    PathOutsideWorkspace,
+    WorkspaceTooLarge,
+    condense,
+    copy_workspace,
+    flags_for,
+    new_warnings,
+    parse_diagnostics,
 )
 from cra.pipeline.sandbox.flags import rebase_flags
 

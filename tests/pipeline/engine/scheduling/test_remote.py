@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 import pytest
+from server_process import free_port, serve
 
 from cra.pipeline.engine import (
     AdapterMismatchError,
@@ -32,8 +33,6 @@ from cra.pipeline.engine import (
 )
 from cra.pipeline.engine.remote import RemoteEngine, RemoteError
 from cra.pipeline.engine.scheduler import ModelPolicy, Scheduler
-
-from server_process import free_port, serve
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings", "starlette_context")
 _missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from server_process import free_port, serve
 
-from cra.training.synthetic import write_lora_for
 from cra.pipeline.engine import AdapterSpec, GenParams, LocalEngine, Message, ModelSpec
 from cra.pipeline.engine.remote import RemoteEngine
-
-from server_process import free_port, serve
+from cra.training.synthetic import write_lora_for
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 BUILT = CACHE / "cra" / "llama-server" / "0.3.36" / "llama-server"  # where `make llama-server` puts it
