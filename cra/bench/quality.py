@@ -25,12 +25,24 @@ import msgspec
 
 from cra.bench.quality_naive import naive_implement, naive_tests
 from cra.bench.quality_report import Row, StageStats, ab_deltas, markdown, side_summary, stage_stats, targets
-from cra.bench.quality_tasks import (IMPLEMENT_TASKS, LIBRARIES, TESTS_TASKS, Judgement, QualityError, TaskSpec,
-                                 TaskWorkspace, build_workspace, confirm, default_cache_dir, judge_generated_tests,
-                                 judge_unit, obtain)
+from cra.bench.quality_tasks import (
+    IMPLEMENT_TASKS,
+    LIBRARIES,
+    TESTS_TASKS,
+    Judgement,
+    QualityError,
+    TaskSpec,
+    TaskWorkspace,
+    build_workspace,
+    confirm,
+    default_cache_dir,
+    judge_generated_tests,
+    judge_unit,
+    obtain,
+)
 from cra.pipeline.actions import ActionRequest
 from cra.pipeline.config import ROLES, Config, ConfigError, load_config
-from cra.pipeline.engine import EngineError
+from cra.pipeline.engine import Engine, EngineError
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 PRESETS = ("coder-vs-generalist", "adapter-vs-none", "tier-0.5b-vs-1.5b")
@@ -169,7 +181,7 @@ def _row(side: Side, spec: TaskSpec, mode: str, judgement: Judgement, seconds: f
                detail=judgement.detail[-300:])
 
 
-def run_pipeline(side: Side, ws: TaskWorkspace, config: Config, engine: Any) -> Row:
+def run_pipeline(side: Side, ws: TaskWorkspace, config: Config, engine: Engine) -> Row:
     """The action through the runtime (trusted: the test command is the benchmark's own gcc line), judged by the
     unit's real tests (implement) or by running the generated tests on the original and the blanked code."""
     from cra.pipeline.runtime import Workspace
@@ -211,7 +223,7 @@ def context_window(model_path: str, configured: int) -> int:
     return min(configured, int(trained)) if trained else configured
 
 
-def run_naive(side: Side, ws: TaskWorkspace, config: Config, engine: Any) -> Row:
+def run_naive(side: Side, ws: TaskWorkspace, config: Config, engine: Engine) -> Row:
     from cra.pipeline.router import ModelRouter
 
     spec = ws.spec
@@ -240,7 +252,7 @@ def run_naive(side: Side, ws: TaskWorkspace, config: Config, engine: Any) -> Row
     return _row(side, spec, "naive", judgement, seconds, stages, 1)
 
 
-def _ask_naive(engine: Any, model: Any, ws: TaskWorkspace, filename: str, budget: int, max_tokens: int) -> Any:
+def _ask_naive(engine: Engine, model: Any, ws: TaskWorkspace, filename: str, budget: int, max_tokens: int) -> Any:
     spec = ws.spec
     if spec.kind == "implement":
         return naive_implement(engine, model, blanked=ws.blanked, function=spec.function,
@@ -288,7 +300,7 @@ def prepare(specs: list[TaskSpec], cache_dir: str, work_dir: str,
     return usable, dropped
 
 
-def run(args: argparse.Namespace, *, engine: Any = None, source_roots: dict[str, Path] | None = None,
+def run(args: argparse.Namespace, *, engine: Engine | None = None, source_roots: dict[str, Path] | None = None,
         sides: list[Side] | None = None) -> dict[str, Any]:
     """The whole benchmark; returns the report object. `engine`/`source_roots`/`sides` let tests supply their
     own (a tiny model, a local project) instead of the defaults."""

@@ -1,5 +1,7 @@
-"""`python -m server`: the language server on stdio (same as `cra lsp`)."""
+"""`python -m cra.server`: the language server (same as `cra lsp`); stdio unless `--tcp`."""
+
+import sys
 
 from cra.server.app import main
 
-main()
+sys.exit(main())

@@ -1,4 +1,5 @@
-"""Turning an `ActionResult` into a versioned `WorkspaceEdit` without ever clobbering text the user typed meanwhile.
+"""Edit application: an `ActionResult` becomes a versioned `WorkspaceEdit` that never clobbers text the user typed
+meanwhile, sent with `workspace/applyEdit`; the editor's answer is recorded in the call log.
 
 The pipeline computes its edits against the text the job started from. When the document changed while the job
 ran, the edits are moved onto the target symbol's new location if the symbol's text is intact
@@ -9,10 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
-from cra.pipeline.actions import ActionResult, TextEditOut
+from cra.pipeline.actions import ACTION_TITLES, ActionResult, TextEditOut
+
+if TYPE_CHECKING:
+    from .server import CraLanguageServer
 
 
 class EditRefused(Exception):
@@ -157,3 +163,36 @@ def workspace_edit(result: ActionResult, *, uri: str, target_path: str, job_text
         changes.append(edit)
     changes.extend(new_file_changes(result, target_path))
     return types.WorkspaceEdit(document_changes=changes) if changes else None
+
+
+async def apply_edit(ls: CraLanguageServer, edit: types.WorkspaceEdit, label: str) -> tuple[bool, str | None]:
+    """Send `workspace/applyEdit`: (applied, the client's reason when it did not)."""
+    try:
+        response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label=label))
+    except JsonRpcException as exc:  # the client answered with an error: nothing was applied
+        return False, f"the editor answered with an error: {exc}"
+    if response.applied:
+        return True, None
+    return False, response.failure_reason or "no reason given"
+
+
+async def apply_result(ls: CraLanguageServer, result: ActionResult, *, uri: str, path: str, job_text: str,
+                       job_version: int | None) -> tuple[bool, str | None]:
+    """Send an action's result to the editor: (applied, why not when it was refused or not sent)."""
+    document = ls.workspace.get_text_document(uri)
+    root = ls.workspace_root(path)
+    try:
+        edit = workspace_edit(result, uri=uri, target_path=path, job_text=job_text, job_version=job_version,
+                              current_text=document.source, current_version=document.version)
+    except EditRefused as exc:
+        ls.show(str(exc), types.MessageType.Warning)
+        ls.runner.set_edit_status(root, result.task_id, "rejected", f"not sent to the editor: {exc}")
+        return False, str(exc)
+    if edit is None:
+        return False, None
+    applied, reason = await apply_edit(ls, edit, ACTION_TITLES.get(result.action, "cra"))
+    # The call log learns what became of the proposal: the training data's label.
+    ls.runner.set_edit_status(root, result.task_id, "applied" if applied else "rejected", reason)
+    if not applied:
+        return False, f"the editor did not apply the edit: {reason or 'no reason given'}"
+    return True, None

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
+from . import pygls_compat
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,9 +40,7 @@ class ActionProgress:
         except Exception as exc:  # a client that refuses progress still gets the action done
             logger.warning("client refused progress token: %s", exc)
             return
-        cancel_future = self._server.work_done_progress.tokens.get(self.token)
-        if cancel_future is not None:
-            cancel_future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
+        pygls_compat.on_progress_cancel(self._server, self.token, on_cancel)
         self._server.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
             title=self._title, cancellable=True, percentage=0))
         self._active = True

@@ -3,6 +3,10 @@ per workspace root, a `Workspace` (config, call log, persistent symbol index) th
 
 The editor's buffers feed the workspace index (`note_text`), cra.toml is re-read when it changes on disk or the
 settings change, and untrusted workspaces run with every config-named command removed.
+
+The server module imports none of the pipeline beyond its data types, so that `initialize` is answered without
+waiting for the C parser, numpy and the stages: `warm_up` imports them in the background right after it. The
+engine (and with it llama.cpp) is created by the first action that needs it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from cra.pipeline.actions import ACTIONS, ActionRequest, ActionResult
@@ -23,7 +26,7 @@ from .trust import restrict_untrusted
 
 if TYPE_CHECKING:
     from cra.pipeline.context import FileIndex
-    from cra.pipeline.engine.cancel import CancelToken
+    from cra.pipeline.engine import CancelToken, Engine
     from cra.pipeline.runtime import Workspace
 
 logger = logging.getLogger(__name__)
@@ -57,32 +60,37 @@ class PipelineRunner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._engine: Any = None
+        self._engine: Engine | None = None  # created by the first action, shared by every workspace
         self._entries: dict[str, _Entry] = {}
         self._available: tuple[str, ...] | None = None
         self.watching_config = False  # the client notifies cra.toml changes: no stat before each action needed
 
-    def _orchestrator(self) -> ModuleType:
+    @staticmethod
+    def _load() -> None:
+        """Import the pipeline: the orchestrator (stages, flows, the C parser) and the runtime."""
         try:
-            return importlib.import_module("cra.pipeline.orchestrator")
+            for module in ("cra.pipeline.orchestrator", "cra.pipeline.runtime"):
+                importlib.import_module(module)
         except Exception as exc:  # a broken install must surface as a message, not a dead server
             raise PipelineUnavailable(f"the cra pipeline cannot be loaded ({type(exc).__name__}: {exc})") from None
 
     def warm_up(self) -> None:
-        """Import the pipeline ahead of the first action so code actions and commands answer fast."""
-        try:
-            self._orchestrator()
-            importlib.import_module("cra.pipeline.runtime")
-        except (PipelineUnavailable, ImportError) as exc:
-            logger.warning("%s", exc)
+        """Import the pipeline and learn its actions (the server runs this in the background after `initialize`)."""
         self.available_actions()
+
+    def loaded_actions(self) -> tuple[str, ...] | None:
+        """The pipeline's actions once it has been loaded, else None; never imports anything."""
+        return self._available
 
     def available_actions(self) -> tuple[str, ...]:
         """The actions the orchestrator can run. When it cannot even load, every action is offered so that
         running one tells the user what is broken."""
         if self._available is None:
             try:
-                declared = self._orchestrator().available_actions()
+                self._load()
+                from cra.pipeline.orchestrator import available_actions
+
+                declared = available_actions()
             except Exception as exc:  # a broken pipeline: offer everything, running an action reports the cause
                 logger.warning("cannot list the pipeline's actions: %s", exc)
                 self._available = ACTIONS
@@ -118,10 +126,8 @@ class PipelineRunner:
             if entry is None:
                 stamp = self._stamp(root, settings)
                 config = self._load_config(root, settings)
-                if self._engine is None:
-                    from cra.pipeline.runtime import make_engine
-
-                    self._engine = make_engine(config)
+                # Without an engine yet (no action ran), the workspace creates it on its first action: preparing
+                # the index ahead of that must not load llama.cpp. The server's actions all use its one root.
                 entry = _Entry(Workspace(root, config, engine=self._engine, overrides=settings.config or None), stamp)
                 self._entries[root] = entry
                 return entry
@@ -207,7 +213,7 @@ class PipelineRunner:
     # -- running -----------------------------------------------------------------------------------------------
     def run(self, request: ActionRequest, *, trusted: bool, settings: ServerSettings,
             progress: Callable[[str, int], None], cancel: CancelToken) -> ActionResult:
-        self._orchestrator()
+        self._load()
         from cra.pipeline.calllog import CallLogError
         from cra.pipeline.config import ConfigError
 
@@ -226,6 +232,10 @@ class PipelineRunner:
             try:
                 with workspace._lock:
                     self._flush(entry)
+                if self._engine is None:  # the first action: the engine (llama.cpp) every workspace shares
+                    engine = workspace.base_engine
+                    with self._lock:
+                        self._engine = self._engine or engine
                 return workspace.run(request, progress=progress, cancel=cancel, trusted=trusted)
             except CallLogError as exc:
                 return ActionResult(ok=False, task_id="", action=request.action, path=request.path,

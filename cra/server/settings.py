@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 
-from .documents import DEFAULT_MAX_DOCUMENT_BYTES
-
 SECTION = "cra"
+# A C file larger than this is generated code or data, not something to edit with a small model.
+DEFAULT_MAX_DOCUMENT_BYTES = 1_000_000
 
 
 class SettingsError(Exception):

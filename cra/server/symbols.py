@@ -7,13 +7,14 @@ workspace index's incremental update, or one `parse_source` per document version
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from cra.pipeline.context import FileIndex, parse_source
-from cra.pipeline.context.symbols import FUNCTION
-from cra.pipeline.context.symbols import PROTOTYPE as INDEX_PROTOTYPE
+if TYPE_CHECKING:
+    from cra.pipeline.context import FileIndex
 
+# The C parser (tree-sitter, numpy) is imported on first use: the server answers `initialize` before loading it.
 DEFINITION = "function"
 PROTOTYPE = "prototype"
 
@@ -37,6 +38,9 @@ class FunctionSite(msgspec.Struct, frozen=True, kw_only=True):
 
 def sites_of(index: FileIndex) -> list[FunctionSite]:
     """Every function definition and prototype of an indexed file, in file order."""
+    from cra.pipeline.context.symbols import FUNCTION
+    from cra.pipeline.context.symbols import PROTOTYPE as INDEX_PROTOTYPE
+
     sites: list[FunctionSite] = []
     for symbol in index.symbols:
         if symbol.kind not in (FUNCTION, INDEX_PROTOTYPE):
@@ -54,6 +58,8 @@ def sites_of(index: FileIndex) -> list[FunctionSite]:
 
 def functions_in(source: bytes, path: str = "document.c") -> list[FunctionSite]:
     """Every top-level function definition and prototype in C source bytes, in file order."""
+    from cra.pipeline.context import parse_source
+
     return sites_of(parse_source(path, source))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
 from cra.pipeline.config import ROLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

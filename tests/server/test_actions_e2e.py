@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_support import (
+    SERVER_COMMAND,
+    SERVER_ENV,
+    STUB_SOURCE,
+    install_client_handlers,
+    model_config,
+    progress_values,
+    task_rows,
+)
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cra.clients.lsp_types import install_code_action_hook
 from cra.server.runner import PipelineRunner
-
-from lsp_support import (SERVER_COMMAND, SERVER_ENV, STUB_SOURCE, install_client_handlers, model_config,
-                         progress_values, task_rows)
 
 pytestmark = pytest.mark.timeout(240)
 

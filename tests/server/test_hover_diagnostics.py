@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_support import SERVER_COMMAND, SERVER_ENV, install_client_handlers, model_config, outcome_rows, wait_until
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cra.clients.lsp_types import install_code_action_hook
-from cra.server.doccache import DocCache, GeneratedDoc
+from cra.server.docgen import DocCache, GeneratedDoc
 from cra.server.symbols import functions_in
-
-from lsp_support import (SERVER_COMMAND, SERVER_ENV, install_client_handlers, model_config, outcome_rows,
-                         wait_until)
 
 pytestmark = pytest.mark.timeout(90)
 

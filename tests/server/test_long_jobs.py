@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_support import (
+    SERVER_COMMAND,
+    SERVER_ENV,
+    install_client_handlers,
+    model_config,
+    progress_end,
+    task_rows,
+    token_reporting,
+    wait_until,
+)
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cra.clients.lsp_types import install_code_action_hook
-
-from lsp_support import (SERVER_COMMAND, SERVER_ENV, install_client_handlers, model_config, progress_end,
-                         task_rows, token_reporting, wait_until)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 

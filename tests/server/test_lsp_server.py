@@ -10,15 +10,21 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_support import (
+    LINE_IN_ADD,
+    LINE_IN_CLAMP,
+    LINE_OF_SCALE,
+    LINE_OUTSIDE,
+    SERVER_COMMAND,
+    SERVER_ENV,
+    install_client_handlers,
+)
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cra.clients.lsp_types import install_code_action_hook
 from cra.server.actions import ALL_COMMANDS, CODE_ACTION_KINDS
 from cra.server.runner import PipelineRunner
-
-from lsp_support import (LINE_IN_ADD, LINE_IN_CLAMP, LINE_OF_SCALE, LINE_OUTSIDE, SERVER_COMMAND, SERVER_ENV,
-                         install_client_handlers)
 
 pytestmark = pytest.mark.timeout(60)
 

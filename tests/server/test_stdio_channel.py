@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from lsp_support import REPO_ROOT, SERVER_ENV
 
 pytestmark = pytest.mark.timeout(30)

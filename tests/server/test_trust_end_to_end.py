@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_support import REPO_ROOT, SERVER_COMMAND, SERVER_ENV, install_client_handlers, model_config
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cra.clients.lsp_types import install_code_action_hook
-
-from lsp_support import REPO_ROOT, SERVER_COMMAND, SERVER_ENV, install_client_handlers, model_config
 
 pytestmark = [pytest.mark.real_model, pytest.mark.timeout(600)]
 TEST_COMMAND = "make test"

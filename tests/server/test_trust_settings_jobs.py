@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from cra.pipeline.config import load_config
 from cra.pipeline.engine.errors import Cancelled
-from cra.server.jobs import JobCancelled, JobRunner
+from cra.server.jobs import JOB_NICENESS, JobCancelled, JobRunner
 from cra.server.settings import SettingsError, parse_settings
 from cra.server.trust import WorkspaceTrust, restrict_untrusted
 
@@ -85,4 +87,14 @@ async def test_queued_job_cancelled_before_it_starts_never_runs():
         await second.result()
     assert ran == []
     assert await runner.wait_all(1.0)
+    runner.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux behaviour")
+async def test_jobs_run_nicer_than_the_event_loop():
+    runner = JobRunner()
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job = runner.start(lambda token: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert await job.result() == min(19, loop_nice + JOB_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice  # the loop keeps its priority
     runner.close()

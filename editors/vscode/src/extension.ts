@@ -40,6 +40,8 @@ function loadSettings(): CraSettings {
 
 function createClient(settings: CraSettings, output: vscode.OutputChannel): LanguageClient {
   const [command, ...args] = settings.serverCommand;
+  // vscode-languageclient appends `--stdio` to `args` for TransportKind.stdio, so the default setting starts
+  // `cra lsp --stdio` (the server accepts the flag; stdio is its default transport).
   const server: ServerOptions = { command, args, transport: TransportKind.stdio };
   const options: LanguageClientOptions = {
     documentSelector: [
