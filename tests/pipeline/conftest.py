@@ -3,17 +3,14 @@ and small C workspaces."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pipeline_support import Runner, tiny_config
+from pipeline_support import Runner, make_runner
 
-from cra.pipeline.actions import ActionRequest, ActionResult
 from cra.pipeline.calllog import CallLog
-from cra.pipeline.engine import CancelToken, LocalEngine
-from cra.pipeline.orchestrator import run_action
+from cra.pipeline.engine import LocalEngine
 from cra.training.synthetic import write_lora_for
 
 
@@ -84,14 +81,5 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(engine: LocalEngine, log: CallLog, long_tiny_model: Path) -> Runner:
-    def runner(root: Path, action: str, file: str, symbol: str | None = None, *, instruction: str = "",
-               max_rounds: int = 1, extra: dict[str, Any] | None = None, cancel: CancelToken | None = None,
-               progress: Callable[[str, int], None] | None = None) -> ActionResult:
-        path = root / file
-        request = ActionRequest(action=action, path=str(path), text=path.read_text(), root=str(root), symbol=symbol,
-                                instruction=instruction)
-        config = tiny_config(root, long_tiny_model, max_rounds=max_rounds, extra=extra)
-        return run_action(request, config=config, engine=engine, log=log, cancel=cancel, progress=progress)
-
-    return runner
+    return make_runner(engine, log, long_tiny_model)
 

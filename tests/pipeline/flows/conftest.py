@@ -4,18 +4,13 @@ call log."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pipeline_support import Runner, tiny_config
+from pipeline_support import Runner, make_runner
 from scripted_engine import ScriptedEngine
 
-from cra.pipeline.actions import ActionRequest, ActionResult
 from cra.pipeline.calllog import CallLog
-from cra.pipeline.engine import CancelToken
-from cra.pipeline.orchestrator import run_action
 
 
 @pytest.fixture
@@ -33,13 +28,4 @@ def engine() -> ScriptedEngine:  # overrides the real engine of the pipeline tes
 
 @pytest.fixture
 def run(engine: ScriptedEngine, log: CallLog, fake_model: Path) -> Runner:
-    def runner(root: Path, action: str, file: str, symbol: str | None = None, *, instruction: str = "",
-               max_rounds: int = 1, extra: dict[str, Any] | None = None, cancel: CancelToken | None = None,
-               progress: Callable[[str, int], None] | None = None) -> ActionResult:
-        path = root / file
-        request = ActionRequest(action=action, path=str(path), text=path.read_text(), root=str(root), symbol=symbol,
-                                instruction=instruction)
-        config = tiny_config(root, fake_model, max_rounds=max_rounds, extra=extra)
-        return run_action(request, config=config, engine=engine, log=log, cancel=cancel, progress=progress)
-
-    return runner
+    return make_runner(engine, log, fake_model)
