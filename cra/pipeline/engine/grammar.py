@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .errors import InvalidRequestError, StructuredOutputError
+from .types import Generation
 
 T = TypeVar("T")
 
@@ -53,6 +54,19 @@ def gbnf_for(struct_type: Any) -> str:
     # A 16-digit exponent overflows a double (msgspec rejects it): two digits keep every number in range.
     lines = [line.replace("([eE] [-+]? integral-part)?", "([eE] [-+]? [0-9] [0-9]?)?") for line in lines]
     return "\n".join(lines) + "\n"
+
+
+def structured_result(gen: Generation, struct_type: type[T], max_tokens: int) -> tuple[T, Generation]:
+    """A structured call's answer, whichever engine produced it: a generation cut by the token budget is an error
+    that says so (the JSON is incomplete, not wrong), otherwise the decoded Struct."""
+    if gen.stats.finish_reason == "length":
+        name = getattr(struct_type, "__name__", str(struct_type))
+        raise StructuredOutputError(
+            f"the token budget ({max_tokens}) ran out before the {name} JSON was complete; "
+            "raise max_tokens or shorten the expected output",
+            gen.text,
+        )
+    return decode_structured(gen.text, struct_type), gen
 
 
 def decode_structured(text: str, struct_type: type[T]) -> T:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from .cancel import CancelToken, Deadline
-from .errors import InvalidRequestError, StructuredOutputError
+from .errors import InvalidRequestError
 from .ggufcheck import read_gguf
-from .grammar import decode_structured, gbnf_for
+from .grammar import gbnf_for, structured_result
 from .session import ModelSession, default_threads, init_backend
 from .types import (
     AdapterSpec,
@@ -175,14 +175,7 @@ class LocalEngine:
         params = params or GenParams()
         grammar = gbnf_for(struct_type)  # type: ignore[arg-type]  # a class is hashable
         gen = self._run(model, adapters, messages, params, cancel, None, timeout_s, grammar=grammar)
-        name = getattr(struct_type, "__name__", str(struct_type))
-        if gen.stats.finish_reason == "length":
-            raise StructuredOutputError(
-                f"the token budget ({params.max_tokens}) ran out before the {name} JSON was complete; "
-                "raise max_tokens or shorten the expected output",
-                gen.text,
-            )
-        return decode_structured(gen.text, struct_type), gen
+        return structured_result(gen, struct_type, params.max_tokens)
 
     def decide(
         self,

@@ -36,10 +36,9 @@ from .errors import (
     Cancelled,
     EngineError,
     InvalidRequestError,
-    StructuredOutputError,
     Timeout,
 )
-from .grammar import decode_structured, gbnf_for
+from .grammar import gbnf_for, structured_result
 from .types import AdapterSpec, CallStats, Decision, FinishReason, Generation, GenParams, Message, ModelSpec
 
 T = TypeVar("T")
@@ -142,13 +141,7 @@ class RemoteEngine:
         # The grammar decides where the output ends: stop sequences could cut the JSON.
         params = msgspec.structs.replace(params, stop=[])
         gen = self._chat(model, adapters, messages, params, cancel, None, timeout_s, extra=extra)
-        if gen.stats.finish_reason == "length":
-            raise StructuredOutputError(
-                f"the token budget ({params.max_tokens}) ran out before the {name} JSON was complete; "
-                "raise max_tokens or shorten the expected output",
-                gen.text,
-            )
-        return decode_structured(gen.text, struct_type), gen
+        return structured_result(gen, struct_type, params.max_tokens)
 
     def decide(
         self,
