@@ -38,6 +38,8 @@ class StartupError(Exception):
 def find_cra(explicit: str | None = None) -> str:
     """The installed `cra` script: `explicit`, else beside `sys.executable` (the virtualenv's), else on PATH."""
     if explicit:
+        if not Path(explicit).is_file():
+            raise StartupError(f"--cra {explicit}: no such file")
         return explicit
     beside = Path(sys.executable).parent / ("cra.exe" if os.name == "nt" else "cra")
     if beside.is_file():

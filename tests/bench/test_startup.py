@@ -38,3 +38,10 @@ def test_a_failing_command_or_a_silent_server_is_a_clear_error(tmp_path: Path) -
                                 timeout=0.5)
     with pytest.raises(startup.StartupError, match="exited before answering"):
         startup.time_initialize([sys.executable, "-c", "pass"], cwd=str(tmp_path), timeout=30)
+
+
+def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "startup", "--runs", "0"]) == 2
+    assert "--runs must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "startup", "--runs", "1", "--cra", str(tmp_path / "missing")]) == 1
+    assert "no such file" in capsys.readouterr().err
