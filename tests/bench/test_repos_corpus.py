@@ -316,3 +316,18 @@ def test_real_library_verifies():
     result = v.verify_library(lib, jobs=2)
     assert result.baseline_ok, result.detail
     assert all(t.detected for t in result.tasks), [(t.function, t.how) for t in result.tasks]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--library", "no-such-lib"], "no library 'no-such-lib'"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--task", "a.c:f"], "--task needs exactly one --library"),
+    (["--library", "zlib", "--task", "just_a_name"], "--task takes UNIT:FUNCTION"),
+    (["--library", "zlib", "--task", "a.c:"], "--task takes UNIT:FUNCTION"),
+])
+def test_verify_refuses_bad_options_before_fetching(argv: list[str], message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from cra.bench.repos import verify
+
+    assert verify.main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -259,12 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print("--jobs must be at least 1", file=sys.stderr)
+        return 2
     tasks = None
     if args.task:
         if len(libs) != 1:
             print("--task needs exactly one --library", file=sys.stderr)
             return 2
-        tasks = [RepoTask(*spec.rsplit(":", 1)) for spec in args.task]
+        specs = [spec.rsplit(":", 1) for spec in args.task]
+        bad = [spec for spec, parts in zip(args.task, specs) if len(parts) != 2 or not all(parts)]
+        if bad:
+            print(f"--task takes UNIT:FUNCTION (e.g. src/file.c:name), not {bad[0]!r}", file=sys.stderr)
+            return 2
+        tasks = [RepoTask(unit, function) for unit, function in specs]
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
