@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,19 @@ def adapter_layout_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CRA_ADAPTER_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sandbox_caches() -> Iterator[Path]:
+    """Persistent build copies and baseline test reports go to a throwaway folder (one the unprivileged sandbox
+    user can enter), not the user's cache; set in the environment so that servers and CLIs the tests start use it."""
+    path = Path(tempfile.mkdtemp(prefix="cra-test-caches-"))
+    os.chmod(path, 0o711)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRA_BUILD_CACHE", str(path / "builds"))
+        patch.setenv("CRA_BASELINE_CACHE", str(path / "baselines"))
+        yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("curate", "per-stage error rates from the call log"),
     "adapters": ("curate", "the per-stage adapter map"),
     "bench": ("bench", "run a benchmark"),
+    "tests": ("tests", "detect and run a C project's tests (per program and case)"),
 }
 # The command modules, in order (each defines `register(subparsers)`; the parser it adds sets `func(args) -> int`).
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))

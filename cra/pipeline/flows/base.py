@@ -97,7 +97,8 @@ class Task(Generic[D]):
         self.data: D = data
         self.rounds = 0  # adjustment rounds run so far
         self.failure: str | None = None  # condensed failure fed back to the next attempt
-        self.failure_kind = ""  # "syntax" | "compile" | "test" | ...: what the last failed attempt ran into
+        self.failure_kind = ""  # "syntax" | "compile" | "test" | "timeout" | ...: what the last failed attempt ran into
+        self.blamed: list[str] = []  # the tests the last failed attempt broke (never ones failing before it)
         self.retry_to: enum.Enum | None = None  # the state the flow's adjustment step goes back to
         self.note = ""  # said on the next transition's log row (why a round was retried, what routing chose)
         self.result = ActionResult(ok=False, task_id=self.task_id, action=request.action, path=request.path,

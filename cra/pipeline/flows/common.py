@@ -4,16 +4,19 @@ sandbox check, and the retry loop (a failed attempt → an adjustment round → 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import msgspec
 
 from cra.pipeline.actions import Verdict
-from cra.pipeline.context import ContextPack, FileIndex, Judge, WorkspaceIndex, assemble, parse_source
+from cra.pipeline.context import ContextPack, FileIndex, Judge, WorkspaceIndex, parse_source
+from cra.pipeline.context.assemble import assemble  # the function, never the submodule of the same name
 from cra.pipeline.context.symbols import FUNCTION, Symbol
+from cra.pipeline.engine import Timeout
 from cra.pipeline.flows.base import ActionFailed, Task
+from cra.pipeline.sandbox.flags import restrict_untrusted
 from cra.pipeline.sandbox import ChangeCheck, CheckOptions, Limits, condense
 from cra.pipeline.stages.task_analysis import TaskQuery
 
@@ -95,12 +98,47 @@ def sandbox_limits(task: Task[Any]) -> Limits:
 def check_options(task: Task[Any]) -> CheckOptions:
     """The sandbox check's settings for this task: `[validation]` and the workspace's trust."""
     cfg = task.config.validation
-    return CheckOptions(compiler=cfg.compiler, flags=list(cfg.flags), limits=sandbox_limits(task),
+    # An untrusted workspace's config names no compiler or flag that could run a program (see restrict_untrusted).
+    build = restrict_untrusted(cfg.compiler, list(cfg.flags), task.request.root, trusted=task.trusted)
+    return CheckOptions(compiler=build.compiler, flags=build.flags, limits=sandbox_limits(task),
                         test_command=cfg.test_command or None, trusted=task.trusted)
 
 
 def verdict_of(check: ChangeCheck) -> Verdict:
     return Verdict(compiled=check.compiled, tests_passed=check.tests_passed, message=check.message)
+
+
+def blamed_on(check: ChangeCheck) -> list[str]:
+    """What a failed check blames the change for: the tests it broke (or, for the target's own tests, did not
+    fix); never a failure the unchanged tree already had. Empty for a check that ran no tests."""
+    return list(check.tests.caused) if check.tests is not None else []
+
+
+T = TypeVar("T")
+
+
+def model_call(task: Task[Any], stage: str, call: Callable[[], T]) -> T:
+    """One model call for `stage`. A call that runs past its timeout (a busy machine) is tried once more while
+    the task is not cancelled; a second timeout ends the task with a verdict of its own, naming the stage."""
+    try:
+        return call()
+    except Timeout as first:
+        limit = task.llm.route(stage).timeout_s
+        if task.cancel.cancelled:
+            raise _timed_out(task, stage, limit, tries=1) from first
+        retry = f"the model call for {stage} took longer than {limit:g} s; trying it once more"
+        task.note = f"{task.note}; {retry}" if task.note else retry
+    try:
+        return call()
+    except Timeout as second:
+        raise _timed_out(task, stage, limit, tries=2) from second
+
+
+def _timed_out(task: Task[Any], stage: str, limit: float, *, tries: int) -> Timeout:
+    message = f"the model call for {stage} took longer than {limit:g} s" + (" (tried twice)" if tries > 1 else "")
+    # The verdict says what happened to the task, not what an earlier attempt's check said.
+    task.result.verdict = Verdict(message=f"timeout: {message}")
+    return Timeout(message)
 
 
 # ---- A5 / A4 / A12 integration, shared by the flows -------------------------------------------------------------
@@ -152,7 +190,9 @@ def analyze_task(task: Task[Any], *, stubs: list[str]) -> TaskQuery:
     if decision.include:
         files = sorted(workspace_index(task).files)
         messages = a5.build_messages(context=file_outline(task), task=instruction, files=files)
-        query = a5.merge(task.llm.structured(a5.SPEC.name, messages, a5.TaskQuery), symbol=task.request.symbol)
+        query = a5.merge(model_call(task, a5.SPEC.name,
+                                    lambda: task.llm.structured(a5.SPEC.name, messages, a5.TaskQuery)),
+                         symbol=task.request.symbol)
     else:
         query = a5.derive(path=relative(task, task.request.path), symbol=task.request.symbol, stubs=stubs)
     task.shared.query = query
@@ -181,18 +221,21 @@ def adjustment_round(task: Task[Any], *, goal: str, change: str, kind: str, rema
 
     task.rounds += 1
     failure = condense(task.failure or "the previous attempt failed", a4.FAILURE_CHARS)
-    rule = None if kind in ("compile", "test") else False
+    rule = None if kind in ("compile", "test", "timeout") else False
     decision = decide_optional(task.llm, task.config, {a4.SPEC.name: rule}, action=task.request.action, task=goal,
                                target=task.result.symbol or relative(task, task.request.path))[a4.SPEC.name]
     revision = None
     note = f"round {task.rounds}: {kind} failure; {decision.note()}"
+    if task.blamed:  # a test round names what the change broke: never a failure the unchanged tree had
+        note += f"; blamed on the change: {', '.join(task.blamed[:4])}"
     if decision.include:
         pack = task.shared.context
         messages = a4.build_messages(context=pack.rendered if pack is not None else file_outline(task), goal=goal,
                                      failure=failure, change=change, remaining=remaining,
                                      round_number=task.rounds)
         try:
-            revision = task.llm.structured(a4.SPEC.name, messages, a4.Adjustment)
+            revision = model_call(task, a4.SPEC.name,
+                                  lambda: task.llm.structured(a4.SPEC.name, messages, a4.Adjustment))
             note += f"; focus: {revision.focus.strip()[:120]}"
         except StructuredOutputError as exc:  # the retry still gets the raw failure
             note += f"; A4 output unusable ({exc})"
@@ -245,14 +288,17 @@ def function_shape(source: bytes, symbol: Symbol) -> FunctionShape:
 S = TypeVar("S", bound=enum.Enum)
 
 
-def retry_or_give_up(task: Task[Any], reason: str, *, kind: str, back_to: S, failure: str | None = None) -> S:
+def retry_or_give_up(task: Task[Any], reason: str, *, kind: str, back_to: S, failure: str | None = None,
+                     blamed: Sequence[str] = ()) -> S:
     """After a failed attempt: another round (through the flow's adjustment state, then back to `back_to`) while
     `validation.max_rounds` allows, else a clean failure with the reason. `kind` says what failed ("syntax",
-    "compile", "test", ...: it decides whether A4 runs); `failure`, when given, is the condensed failure the
-    next attempt's prompt gets. An output a rule made (not a model) fails at once: a model round cannot fix it."""
+    "compile", "test", "timeout", ...: it decides whether A4 runs); `failure`, when given, is the condensed
+    failure the next attempt's prompt gets; `blamed`, the tests the change broke (see `blamed_on`). An output a
+    rule made (not a model) fails at once: a model round cannot fix it."""
     if failure is not None:
         task.failure = failure
     task.failure_kind = kind
+    task.blamed = list(blamed)
     task.retry_to = back_to
     what = task.result.symbol or relative(task, task.request.path)
     if task.shared.deterministic:

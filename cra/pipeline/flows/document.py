@@ -18,6 +18,7 @@ from cra.pipeline.flows.common import (
     file_outline,
     function_shape,
     locate_function,
+    model_call,
     relative,
     require_c_file,
     retry_or_give_up,
@@ -86,12 +87,13 @@ def document(task: DocumentTask) -> Next:
     target = task.shared.target
     if target is None:
         messages = a9.build_file_messages(context=file_outline(task), path=relative(task, task.request.path))
-        task.data.doc = task.llm.structured(a9.SPEC.name, messages, a9.FileDoc)
+        task.data.doc = model_call(task, a9.SPEC.name, lambda: task.llm.structured(a9.SPEC.name, messages, a9.FileDoc))
     else:
         pack = task.shared.context
         messages = a9.build_messages(context=pack.rendered if pack is not None else "", function=target.name,
                                      code=target.text, failure=task.failure)
-        task.data.doc = task.llm.structured(a9.SPEC.name, messages, a9.FunctionDoc)
+        task.data.doc = model_call(task, a9.SPEC.name,
+                                   lambda: task.llm.structured(a9.SPEC.name, messages, a9.FunctionDoc))
     return State.RENDER
 
 

@@ -12,8 +12,10 @@ from cra.pipeline.flows.common import (
     adjust_and_retry,
     analyze_task,
     assemble_for,
+    blamed_on,
     check_options,
     locate_function,
+    model_call,
     parse_errors_in,
     require_c_file,
     retry_or_give_up,
@@ -63,7 +65,7 @@ def implement(task: ImplementTask) -> Next:
     pack = task.shared.context
     messages = a6.build_messages(context=pack.rendered if pack is not None else "", doc=target.doc,
                                  signature=header, name=target.name, failure=task.failure)
-    gen = task.llm.generate(a6.SPEC.name, messages, stop=["\n}", "```"])
+    gen = model_call(task, a6.SPEC.name, lambda: task.llm.generate(a6.SPEC.name, messages, stop=["\n}", "```"]))
     body, complete = a6.extract_body(gen.text, stopped=gen.stats.finish_reason == "stop")
     task.data.attempt = body
     if not complete:
@@ -90,12 +92,16 @@ def validate(task: ImplementTask) -> Next:
     splice = task.data.body
     assert splice is not None, "validate runs after an attempt that parses"
     new_text = splice.apply(task.shared.source).decode("utf-8", errors="replace")
+    # The tests are judged against the unchanged tree as the editor shows it (the stub, maybe unsaved): a test that
+    # fails there is not this body's fault. When none can run there, the body is offered on its compile alone.
     check = check_change(task.request.root, task.request.path, new_text, check_options(task),
-                         allow_new_warnings=True, run_tests=True)
+                         function=task.shared.located().name, allow_new_warnings=True, run_tests=True,
+                         baseline={task.request.path: task.request.text})
     task.result.verdict = verdict_of(check)
     task.result.diagnostics = diagnostics_out(check.diagnostics, source=check.diagnostics_source)
     if not check.ok:
-        return retry_or_give_up(task, check.message, kind=check.kind, back_to=State.IMPLEMENT, failure=check.failure)
+        return retry_or_give_up(task, check.message, kind=check.kind, back_to=State.IMPLEMENT, failure=check.failure,
+                                blamed=blamed_on(check))
     propose(task.result, task.shared.source, splice, anchor=task.shared.located().text)
     if not task.result.verdict.message:
         task.result.verdict = Verdict(compiled=True, message="compiled")

@@ -15,7 +15,15 @@ import msgspec
 from cra.pipeline.actions import FileOut, Verdict
 from cra.pipeline.context.symbols import FUNCTION, Symbol
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
-from cra.pipeline.flows.common import analyze_task, assemble_for, file_outline, relative, require_c_file, source_index
+from cra.pipeline.flows.common import (
+    analyze_task,
+    assemble_for,
+    file_outline,
+    model_call,
+    relative,
+    require_c_file,
+    source_index,
+)
 from cra.pipeline.stages import meta_plan as a1
 from cra.pipeline.stages import part_plan as a2
 from cra.pipeline.stages.doxygen import clean
@@ -94,7 +102,7 @@ def _task_text(task: PlanTask) -> str:
 def meta_plan(task: PlanTask) -> Next:
     messages = a1.build_messages(context=task.data.context_text, task=_task_text(task),
                                  analysis=describe(_query(task)))
-    plan = task.llm.structured(a1.SPEC.name, messages, a1.MetaPlan)
+    plan = model_call(task, a1.SPEC.name, lambda: task.llm.structured(a1.SPEC.name, messages, a1.MetaPlan))
     parts, edges = a1.order_parts(plan)
     task.data.meta = plan
     task.data.parts = parts
@@ -112,7 +120,7 @@ def part_plan(task: PlanTask) -> Next:
     depends = task.data.depends[part.name]
     messages = a2.build_messages(context=task.data.context_text, task=_task_text(task), part_name=part.name,
                                  part_goal=part.goal, depends_on=depends)
-    steps = task.llm.structured(a2.SPEC.name, messages, a2.PartPlan).steps
+    steps = model_call(task, a2.SPEC.name, lambda: task.llm.structured(a2.SPEC.name, messages, a2.PartPlan)).steps
     planned.append(PlannedPart(name=part.name, goal=part.goal, files=list(part.files), depends_on=depends,
                                steps=steps))
     task.note = f"part {len(planned)}/{len(task.data.parts)}: {part.name} ({len(steps)} steps)"

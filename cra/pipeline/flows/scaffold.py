@@ -22,6 +22,7 @@ from cra.pipeline.flows.common import (
     check_options,
     file_outline,
     function_shape,
+    model_call,
     relative,
     require_c_file,
     retry_or_give_up,
@@ -165,7 +166,7 @@ def scaffold(task: ScaffoldTask) -> Next:
                                  existing=existing)
     if task.failure:
         messages[-1].content += f"\n\nThe previous attempt failed:\n{task.failure}"
-    design = task.llm.structured(a3.SPEC.name, messages, a3.Scaffold)
+    design = model_call(task, a3.SPEC.name, lambda: task.llm.structured(a3.SPEC.name, messages, a3.Scaffold))
     fresh, seen = [], set(existing)
     for spec in design.functions:  # stage 1 per function: skip what exists or repeats
         if spec.name not in seen:

@@ -19,6 +19,7 @@ from cra.pipeline.flows.common import (
     assemble_for,
     function_shape,
     locate_function,
+    model_call,
     relative,
     require_c_file,
     retry_or_give_up,
@@ -115,7 +116,9 @@ def generate(task: TestsTask) -> Next:
     messages = a7.build_messages(context=pack.rendered if pack is not None else "", function=target.name,
                                  contract=target.doc, declaration=task.shared.function_shape().declaration,
                                  failure=task.failure)
-    suite, dropped = a7.repaired(task.llm.structured(a7.SPEC.name, messages, a7.TestSuite), target.name)
+    suite, dropped = a7.repaired(model_call(task, a7.SPEC.name,
+                                            lambda: task.llm.structured(a7.SPEC.name, messages, a7.TestSuite)),
+                                 target.name)
     if suite is None:
         reason = f"no test case called `{target.name}`: every case must call the function under test"
         return retry_or_give_up(task, reason, kind="test", back_to=State.GENERATE_TESTS, failure=reason)

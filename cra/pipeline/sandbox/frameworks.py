@@ -18,12 +18,14 @@ from cra.pipeline.sandbox.diagnostics import Diagnostic, parse_diagnostics
 from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, rebase_flags
 from cra.pipeline.sandbox.limits import Limits, RunResult, SandboxError
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
+from cra.pipeline.sandbox.test_report import TestRunReport
+from cra.pipeline.sandbox.testrun import OUTPUT_CHARS, TEST_LIMITS, UntrustedCommand, run_tests
+from cra.pipeline.sandbox.testrun_parse import summary_counts
 from cra.pipeline.sandbox.validate import WORK_DIR
 from cra.pipeline.sandbox.workspace_copy import copy_workspace
 
-TEST_LIMITS = Limits(cpu_seconds=20, wall_seconds=60.0, memory_mb=2048, max_processes=64,
-                     max_output_bytes=512 * 1024, max_file_bytes=256 * 1024 * 1024)
-OUTPUT_CHARS = 4000
+__all__ = ["OUTPUT_CHARS", "TEST_LIMITS", "TestFramework", "TestResult", "UntrustedCommand", "defines_main",
+           "detect_test_framework", "run_generated_test", "run_project_tests"]
 TEST_DIR_NAMES = frozenset({"test", "tests", "t", "unit", "unittest", "unittests", "check"})
 BUILD_DIR_NAMES = frozenset({"build", "out", "CMakeFiles", WORK_DIR})
 BUILD_DIR_PREFIXES = ("build-", "cmake-build")
@@ -33,15 +35,6 @@ _MAIN = re.compile(r"^\s*(?:(?:static|extern)\s+)?(?:int|void)\s+main\s*\(", re.
 _TEST_FILE = re.compile(r"^(test_.*|.*_test|.*_tests|test)\.c$")
 _MAKE_TARGET = re.compile(r"^(test|check)\s*:(?!=)", re.MULTILINE)
 _CMAKE_TESTS = re.compile(r"\b(enable_testing|add_test)\s*\(", re.IGNORECASE)
-_UNITY_SUMMARY = re.compile(r"^(\d+) Tests (\d+) Failures (\d+) Ignored", re.MULTILINE)
-_CMOCKA_PASSED = re.compile(r"^\[  PASSED  \] (\d+) test", re.MULTILINE)
-_CMOCKA_FAILED = re.compile(r"^\[  FAILED  \] (\d+) test", re.MULTILINE)
-_CTEST_SUMMARY = re.compile(r"(\d+)% tests passed, (\d+) tests? failed out of (\d+)")
-
-
-class UntrustedCommand(SandboxError):
-    """A command from configuration or build files was about to run in an untrusted workspace."""
-
 
 class TestFramework(msgspec.Struct):
     """name: "unity" | "cmocka" | "ctest" | "make" | "assert" | "none" (the assertion library wins over the
@@ -131,22 +124,7 @@ def detect_test_framework(root: str | Path) -> TestFramework:
 
 
 def _counts(output: str, returncode: int | None, library: str | None) -> tuple[int, int]:
-    """(passed, failed) from a test program's or runner's summary; falls back to the exit status."""
-    if m := _CTEST_SUMMARY.search(output):
-        failed, total = int(m.group(2)), int(m.group(3))
-        return total - failed, failed
-    unity = _UNITY_SUMMARY.findall(output)
-    if unity and library != "cmocka":
-        tests = sum(int(t) for t, _, _ in unity)
-        failures = sum(int(f) for _, f, _ in unity)
-        ignored = sum(int(i) for _, _, i in unity)
-        crashed = 1 if returncode not in (0, None) and failures == 0 else 0
-        return tests - failures - ignored, failures + crashed
-    passed = sum(int(n) for n in _CMOCKA_PASSED.findall(output))
-    failed = sum(int(n) for n in _CMOCKA_FAILED.findall(output))
-    if passed or failed:
-        return passed, failed + (1 if returncode not in (0, None) and failed == 0 else 0)
-    return (1, 0) if returncode == 0 else (0, 1)
+    return summary_counts(output, returncode, library)
 
 
 def _header_dirs(root: Path) -> list[str]:
@@ -197,68 +175,44 @@ def _library_sources(sandbox: Path, exclude: set[Path]) -> list[Path]:
             if rel not in exclude and not _is_test_file(rel) and not defines_main(_read(sandbox / rel))]
 
 
-def _runner_command(framework: TestFramework) -> str | None:
-    if framework.runner == "make":
-        return f"make {framework.make_target}"
-    if framework.runner == "ctest":
-        build = f"{WORK_DIR}/ctest-build"
-        return (f"cmake -S . -B {build} >/dev/null && cmake --build {build} && "
-                f"cd {build} && ctest --output-on-failure")
-    return None
-
-
 def run_project_tests(
     workspace_root: str | Path, changed: dict[str, str], *, limits: Limits = TEST_LIMITS,
     test_command: str | None = None, trusted: bool = False, compiler: str = "gcc",
     flags: list[str] | None = None, output_chars: int = OUTPUT_CHARS,
 ) -> TestResult:
-    """Run the project's tests against `changed` (path -> new text) in a sandboxed copy.
+    """Run the project's tests against `changed` (path -> new text) in a sandboxed copy: `testrun.run_tests`
+    summed up into one result (kept for callers that want a single pass/fail and counts).
 
     Raises UntrustedCommand when test_command is given and trusted is False (nothing is copied or run).
     """
-    if test_command is not None and not trusted:
-        raise UntrustedCommand(
-            f"the workspace is not trusted, so the configured test command {test_command!r} was not run; "
-            "trust the workspace (cra.trust) to allow it"
-        )
-    started = time.monotonic()
-    root = Path(workspace_root).resolve()
-    framework = detect_test_framework(root)
-    sandbox = make_sandbox_dir()
-    try:
-        copy_workspace(root, sandbox, changed=changed)
-        (sandbox / WORK_DIR).mkdir(exist_ok=True)
-        command = test_command if test_command is not None else (_runner_command(framework) if trusted else None)
-        if command is not None:
-            run = run_sandboxed(["sh", "-c", command], sandbox, limits)
-            text = (run.stdout + "\n" + run.stderr).replace(str(sandbox) + "/", "")
-            passed, failed = _counts(text, run.returncode, framework.library)
-            if run.killed_reason:
-                text += f"\ntests stopped: {run.killed_reason}"
-            ok = run.ok and failed == 0
-            return TestResult(ok=ok, framework=framework.name, passed=passed, failed=0 if ok else max(failed, 1),
-                              output=condense(text, output_chars), diagnostics=parse_diagnostics(run.stderr, sandbox),
-                              seconds=round(time.monotonic() - started, 4), command=command)
-        programs = [Path(p) for p in framework.test_files]
-        if not programs:
-            return TestResult(ok=None, framework=framework.name, passed=0, failed=0,
-                              output="no test programs found (test files with a main function)", diagnostics=[],
-                              seconds=round(time.monotonic() - started, 4))
-        sources = _library_sources(sandbox, set(programs))
-        total_pass = total_fail = 0
-        diags: list[Diagnostic] = []
-        log: list[str] = []
-        for program in programs:
-            p, f, d, lines = _build_and_run(sandbox, program, sources, compiler,
-                                            _sandboxed_flags(flags, root, sandbox), limits, framework.library)
-            total_pass, total_fail = total_pass + p, total_fail + f
-            diags += [x for x in d if x not in diags]
-            log += lines
-        return TestResult(ok=total_fail == 0, framework=framework.name, passed=total_pass, failed=total_fail,
-                          output=condense("\n".join(x for x in log if x), output_chars), diagnostics=diags,
-                          seconds=round(time.monotonic() - started, 4), command=f"{compiler} (direct build)")
-    finally:
-        remove_sandbox_dir(sandbox)
+    report = run_tests(workspace_root, changed, trusted=trusted, test_command=test_command, compiler=compiler,
+                       flags=flags, limits=limits)
+    return summarize(report, detect_test_framework(workspace_root).name, output_chars)
+
+
+def summarize(report: TestRunReport, framework: str, output_chars: int = OUTPUT_CHARS) -> TestResult:
+    """One TestResult from a per-program report: ok is None when nothing ran."""
+    passed = failed = 0
+    diags: list[Diagnostic] = []
+    log: list[str] = []
+    for program in report.programs:
+        if program.status == "passed":
+            passed += max(program.passed_count, 1)
+        elif program.status != "not_run":
+            passed += program.passed_count
+            failed += max(program.failed_count, 1)
+        diags += [d for d in program.diagnostics if d not in diags]
+        log.append(f"== {program.name}: {program.status}" + (f" ({program.reason})" if program.reason else ""))
+        if program.output:
+            log.append(program.output)
+    ran = any(p.status != "not_run" for p in report.programs)
+    if not ran:
+        return TestResult(ok=None, framework=framework, passed=0, failed=0,
+                          output=report.not_run_reason or "no tests ran", diagnostics=diags, seconds=report.seconds,
+                          command=report.command)
+    return TestResult(ok=failed == 0, framework=framework, passed=passed, failed=failed,
+                      output=condense("\n".join(log), output_chars), diagnostics=diags, seconds=report.seconds,
+                      command=report.command)
 
 
 def _sandboxed_flags(flags: list[str] | None, root: Path, sandbox: Path) -> list[str]:

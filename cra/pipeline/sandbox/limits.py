@@ -37,7 +37,8 @@ class RunResult(msgspec.Struct):
     returncode: exit code, or -N when killed by signal N (None when the program never started);
     truncated: stdout or stderr passed max_output_bytes and was cut;
     killed_reason: None, "timeout", "output_limit", "cpu_limit", "file_size_limit" or "signal:N";
-    isolation: which protections were active, e.g. "uid=65534 userns netns pidns mountns=read-only".
+    isolation: which protections were active, e.g. "uid=65534 userns netns pidns proc mountns=private-root
+    seccomp=sockets"; a layer that could not be set up reads "name=failed:reason" (see launcher.py).
     """
 
     returncode: int | None

@@ -1,10 +1,12 @@
 """Run an untrusted command in a throwaway directory with rlimits, no network and a killable process tree.
 
-Protection layers (see launcher.py): root drops to an unprivileged uid; a user namespace makes RLIMIT_NPROC count
-only the sandbox's own processes; a network namespace leaves no usable interface; a mount namespace makes every
-mount read-only except the sandbox directory; a pid namespace lets the whole tree be killed at once. When the
-namespaces cannot be created, the network falls back to an LD_PRELOAD socket shim and the filesystem to uid +
-cwd/HOME/TMPDIR confinement; `RunResult.isolation` always says what was active.
+Protection layers (see launcher.py): root drops to an unprivileged uid (another user keeps its own uid, never
+root inside); a user namespace makes RLIMIT_NPROC count only the sandbox's own processes; a network namespace
+leaves no usable interface; a mount namespace with a private root shows only the sandbox directory, the toolchain
+read-only (READONLY_PATHS), a fresh /tmp and /proc; a pid namespace lets the whole tree be killed at once; a
+seccomp filter refuses unix and internet sockets. When the namespaces cannot be created, the network falls back to
+an LD_PRELOAD socket shim and the filesystem to uid + cwd/HOME/TMPDIR confinement; when the private root cannot be
+built, every mount but the sandbox directory is read-only. `RunResult.isolation` always says what was active.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -33,6 +36,12 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 # The launcher and its pid-1 init live in the sandbox's user namespace too and count against RLIMIT_NPROC.
 LAUNCHER_PROCESSES = 2
 _READ_CHUNK = 65536
+# What a build needs from the host, bound read-only into the sandbox's private root: the toolchain and its
+# libraries, and the dynamic loader's configuration. Merged-/usr symlinks (/bin -> usr/bin) are recreated.
+READONLY_PATHS: tuple[str, ...] = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+)
 
 
 class IsolationPlan(msgspec.Struct, frozen=True):
@@ -48,9 +57,25 @@ def _drop_uid() -> int | None:
     return UNPRIVILEGED_UID if os.geteuid() == 0 else None
 
 
+def _process_start(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot), or None when it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_tag() -> str:
+    return f"{os.getpid()}.{_process_start(os.getpid()) or 0}"
+
+
 def make_sandbox_dir(prefix: str = "cra-sandbox-") -> Path:
-    """A fresh temp directory that the (possibly unprivileged) sandbox user can write to."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A fresh temp directory that the (possibly unprivileged) sandbox user can write to.
+
+    Its name carries the owning process (pid and start time) so that a later process can reclaim the directories
+    of one that died without cleaning up (`reclaim_leaked_sandbox_dirs`)."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{_owner_tag()}-"))
     (path / "home").mkdir()
     (path / "tmp").mkdir()
     return path
@@ -58,6 +83,31 @@ def make_sandbox_dir(prefix: str = "cra-sandbox-") -> Path:
 
 def remove_sandbox_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+_OWNED_DIR = re.compile(r"cra-(?:sandbox|probe|test)-(\d+)\.(\d+)-[^/]+")
+
+
+def reclaim_leaked_sandbox_dirs(temp_dir: str | Path | None = None) -> list[Path]:
+    """Remove the sandbox directories (in the temp dir) whose owning process is gone, e.g. killed with SIGKILL
+    mid-run; a directory of a live process, or of unknown owner, is left alone. Returns what was removed."""
+    base = Path(temp_dir or tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _OWNED_DIR.fullmatch(entry.name)
+        if match is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid, start = int(match.group(1)), match.group(2)
+        if _process_start(pid) == start:
+            continue  # its owner still runs (a pid reused by another process has another start time)
+        remove_sandbox_dir(entry)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
 
 
 def _hand_over(root: Path, uid: int, gid: int) -> None:
@@ -116,10 +166,13 @@ class _Capture:
 
 def _launch(
     argv: list[str], cwd: Path, root: Path, limits: Limits, env: dict[str, str], stdin: bytes | None,
-    plan: IsolationPlan,
+    plan: IsolationPlan, readonly_paths: tuple[str, ...] = (),
 ) -> RunResult:
     cfg = {
         "namespaces": plan.namespaces,
+        "private_root": True,
+        "parent_pid": os.getpid(),
+        "readonly_paths": [*READONLY_PATHS, *readonly_paths],
         "drop_uid": plan.drop_uid,
         "drop_gid": UNPRIVILEGED_GID if plan.drop_uid is not None else None,
         "writable_dir": str(root.resolve()),
@@ -247,7 +300,9 @@ def _result(status: str, out: _Capture, err: _Capture, killed_reason: str | None
 
 @functools.cache
 def isolation_plan() -> IsolationPlan:
-    """Probe once which isolation this host allows; build the socket shim only when namespaces fail."""
+    """Probe once which isolation this host allows; build the socket shim only when namespaces fail. The first
+    sandbox use of a process also reclaims what dead processes leaked in the temp dir."""
+    reclaim_leaked_sandbox_dirs()
     drop = _drop_uid()
     probe_root = make_sandbox_dir("cra-probe-")
     try:
@@ -268,10 +323,13 @@ def isolation_plan() -> IsolationPlan:
 def run_sandboxed(
     argv: list[str], cwd: str | Path, limits: Limits, env: dict[str, str] | None = None,
     stdin: bytes | str | None = None, *, sandbox_root: str | Path | None = None, plan: IsolationPlan | None = None,
+    readonly_paths: list[str] | tuple[str, ...] = (),
 ) -> RunResult:
     """Run argv inside the sandbox directory `sandbox_root` (default: cwd), the only place it may write.
 
     env entries are added to a minimal environment (PATH, HOME and TMPDIR inside the sandbox, LC_ALL=C).
+    readonly_paths: absolute host paths the program may read besides READONLY_PATHS (e.g. a trusted project's
+    include directories outside the workspace); nothing else of the host is visible.
     Raises SandboxError when the sandbox itself cannot be set up; the program's own failures are in the result.
     """
     if not argv or not all(isinstance(a, str) and a for a in argv):
@@ -287,5 +345,10 @@ def run_sandboxed(
     if active.drop_uid is not None:
         _check_reachable(root)
         _hand_over(root, active.drop_uid, UNPRIVILEGED_GID)
+    extra = []
+    for path in readonly_paths:
+        if not os.path.isabs(path):
+            raise SandboxError(f"a read-only sandbox path must be absolute, got {path!r}")
+        extra.append(os.path.realpath(path))
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    return _launch(list(argv), cwd_path, root, limits, full_env, data, active)
+    return _launch(list(argv), cwd_path, root, limits, full_env, data, active, tuple(extra))

@@ -29,6 +29,10 @@ class ProgramResult(msgspec.Struct, kw_only=True):
     status: ProgramStatus
     cases_passed: list[str] = []
     cases_failed: list[str] = []
+    # Case counts from the framework's summary ("3 Tests 1 Failures", ctest's "% tests passed"), which may name
+    # no cases; 0 when it printed none.
+    passed_count: int = 0
+    failed_count: int = 0
     reason: str = ""  # why it failed / did not build / was not run, one line
     output: str = ""  # condensed build + run output
     diagnostics: list[Diagnostic] = []

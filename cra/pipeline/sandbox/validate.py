@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
-from cra.pipeline.sandbox.flags import flags_for, rebase_flags
+from cra.pipeline.sandbox.flags import flags_for, outside_paths, rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.limits import Limits, RunResult
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
 from cra.pipeline.sandbox.workspace_copy import copy_workspace, relative_inside
@@ -30,26 +30,32 @@ class CompileResult(msgspec.Struct):
     killed_reason: str | None = None
 
 
-def _compile(compiler: str, flags: list[str], rel: Path, sandbox: Path, limits: Limits, syntax_only: bool) -> RunResult:
+def _compile(compiler: str, flags: list[str], rel: Path, sandbox: Path, limits: Limits, syntax_only: bool,
+             readonly: list[str]) -> RunResult:
     mode = ["-fsyntax-only"] if syntax_only else ["-c", "-o", f"{WORK_DIR}/unit.o"]
     argv = [compiler, *flags, "-fdiagnostics-color=never", *mode, rel.as_posix()]
-    return run_sandboxed(argv, sandbox, limits)
+    return run_sandboxed(argv, sandbox, limits, readonly_paths=readonly)
 
 
 def compile_unit(
     workspace_root: str | Path, path: str | Path, new_text: str, *, compiler: str = "gcc",
     flags: list[str] | None = None, limits: Limits = COMPILE_LIMITS, syntax_only: bool = True,
-    compare_original: bool = True,
+    compare_original: bool = True, trusted: bool = False,
 ) -> CompileResult:
     """Compile `path` with `new_text` in a temp copy of the workspace.
 
     flags: None = compile_commands.json or defaults (see flags.flags_for). With compare_original, the original
-    file is compiled first so that `new_warnings` lists only warnings the edit introduced.
+    file is compiled first so that `new_warnings` lists only warnings the edit introduced. Not `trusted`: the
+    compiler is the default one and only safe flags are kept (flags.restrict_untrusted), whatever the caller
+    passes; trusted: include directories the flags name outside the workspace are visible read-only.
     """
     started = time.monotonic()
     root = Path(workspace_root).resolve()
     rel = relative_inside(root, path)
-    chosen = list(flags) if flags is not None else flags_for(root, rel).flags
+    chosen = list(flags) if flags is not None else flags_for(root, rel, trusted=trusted).flags
+    build = restrict_untrusted(compiler, chosen, root, trusted=trusted)
+    compiler, chosen = build.compiler, build.flags
+    readonly = outside_paths(chosen, root) if trusted else []
     sandbox = make_sandbox_dir()
     try:
         copy_workspace(root, sandbox)
@@ -58,12 +64,12 @@ def compile_unit(
         before: list[Diagnostic] = []
         original = root / rel
         if compare_original and original.is_file():
-            first = _compile(compiler, sandbox_flags, rel, sandbox, limits, syntax_only)
+            first = _compile(compiler, sandbox_flags, rel, sandbox, limits, syntax_only, readonly)
             before = parse_diagnostics(first.stderr, sandbox)
         target = sandbox / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(new_text)
-        result = _compile(compiler, sandbox_flags, rel, sandbox, limits, syntax_only)
+        result = _compile(compiler, sandbox_flags, rel, sandbox, limits, syntax_only, readonly)
         diags = parse_diagnostics(result.stderr, sandbox)
         stderr = result.stderr.replace(str(sandbox) + "/", "")
         if result.returncode == 127 and not diags:

@@ -2,8 +2,9 @@
 
 In order, each step only when asked for: the edited file parses (no syntax error it did not have), `function`
 keeps its signature, every changed translation unit compiles in a sandboxed copy of the workspace (with a header
-and its source changed together), no new warnings, and the project's tests pass against the change. The first
-failure ends the check; its `failure` text is what the next attempt's prompt gets.
+and its source changed together), no new warnings, and the project's tests pass against the change, judged against
+the same tests on the unchanged tree (see `baseline`). The first failure ends the check; its `failure` text is
+what the next attempt's prompt gets: only failures the change caused.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ from typing import Literal
 
 import msgspec
 
+from cra.pipeline.sandbox import testrun
+from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
-from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, rebase_flags
-from cra.pipeline.sandbox.frameworks import run_project_tests
+from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, outside_paths, rebase_flags, restrict_untrusted
+from cra.pipeline.sandbox.frameworks import UntrustedCommand
 from cra.pipeline.sandbox.limits import Limits, RunResult
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
 from cra.pipeline.sandbox.validate import COMPILE_LIMITS, WORK_DIR, CompileResult, compile_unit
 from cra.pipeline.sandbox.workspace_copy import copy_workspace, relative_inside
 
-CheckKind = Literal["ok", "syntax", "signature", "compile", "warnings", "test"]
+# timeout: the change's tests stopped at the time limit (an endless loop) where the unchanged tree's did not.
+CheckKind = Literal["ok", "syntax", "signature", "compile", "warnings", "test", "timeout"]
 
 
 class CheckOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,16 +53,22 @@ class ChangeCheck(msgspec.Struct, kw_only=True):
     failure: str = ""
     diagnostics: list[Diagnostic] = []
     diagnostics_source: Literal["compile", "tests"] = "compile"
+    tests_not_run: str = ""  # why the project's tests could not judge the change ("" when they did, or weren't asked)
+    tests: TestVerdict | None = None  # the baseline-aware test verdict, when the tests ran
 
 
 def check_change(root: str | Path, path: str, new_text: str, options: CheckOptions | None = None, *,
                  old_text: str | None = None, function: str | None = None, extra: dict[str, str] | None = None,
-                 allow_new_warnings: bool = False, run_tests: bool = False) -> ChangeCheck:
+                 allow_new_warnings: bool = False, run_tests: bool = False,
+                 baseline: dict[str, str] | None = None) -> ChangeCheck:
     """Check `path` (workspace-relative) changed to `new_text`, with the other files of `extra` changed with it.
 
     old_text: the text before the change; given, the new text must not add syntax errors and `function` (when
     named) must keep its signature. allow_new_warnings: warnings the change adds do not fail it. run_tests: run
-    the project's tests against the change after it compiled.
+    the project's tests against the change after it compiled, and judge them against the unchanged tree's (the
+    files on disk, with `baseline` texts in place of theirs: an editor's unsaved buffer); `function` names the
+    target whose tests should pass. When no test can run on the unchanged tree the change passes with
+    `tests_not_run` saying why.
     """
     options = options or CheckOptions()
     if old_text is not None:
@@ -69,7 +79,7 @@ def check_change(root: str | Path, path: str, new_text: str, options: CheckOptio
     units = [p for p in changed if p.endswith(".c")] or [path]
     for unit in units:
         result = compile_changes(root, unit, changed, compiler=options.compiler, default_flags=options.flags,
-                                 limits=options.limits)
+                                 limits=options.limits, trusted=options.trusted)
         if not result.ok:
             errors = [d for d in result.diagnostics if d.severity == "error"] or result.diagnostics
             summary = "; ".join(d.render() for d in errors[:3]) or condense(result.stderr, 400) or "compiler failed"
@@ -84,20 +94,54 @@ def check_change(root: str | Path, path: str, new_text: str, options: CheckOptio
     if not run_tests:
         return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True,
                            message="parses and compiles without new warnings")
-    tests = run_project_tests(root, changed, limits=options.limits, test_command=options.test_command or None,
-                              trusted=options.trusted, compiler=options.compiler,
-                              flags=flags_for(root, units[0], options.flags).flags)
-    if tests.framework is None or tests.ok is None:  # None: no test programs to run
-        return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message="compiled; no tests found")
-    if not tests.ok:
-        return ChangeCheck(ok=False, kind="test", parsed=True, compiled=True, tests_passed=False,
-                           message=f"compiled; tests failed ({tests.framework} via {tests.command}): "
-                                   f"{condense(tests.output, 300)}",
-                           failure=condense(tests.output, 1200), diagnostics=tests.diagnostics,
-                           diagnostics_source="tests")
+    build = restrict_untrusted(options.compiler, flags_for(root, units[0], options.flags, trusted=options.trusted).flags,
+                               root, trusted=options.trusted)
+    options = msgspec.structs.replace(options, compiler=build.compiler)
+    return _test_check(root, changed, options, flags=build.flags,
+                       unchanged=baseline, target=function)
+
+
+def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions, *, flags: list[str],
+                unchanged: dict[str, str] | None, target: str | None) -> ChangeCheck:
+    """The project's tests on the change, judged against the same tests on the unchanged tree (cached per tree
+    state): only what the change broke (or, for tests of `target`, did not fix) fails it."""
+    command = options.test_command or None
+    root_p = Path(root).resolve()
+    changed = {relative_inside(root_p, p).as_posix(): text for p, text in changed.items()}
+    if unchanged is not None:
+        unchanged = {relative_inside(root_p, p).as_posix(): text for p, text in unchanged.items()}
+    try:
+        before = baseline_report(root, unchanged=unchanged, trusted=options.trusted, test_command=command,
+                                 compiler=options.compiler, flags=flags, limits=options.limits)
+        after = testrun.run_tests(root, changed, trusted=options.trusted, test_command=command,
+                                  compiler=options.compiler, flags=flags, limits=options.limits)
+    except UntrustedCommand as exc:  # a configured command, untrusted: never run
+        return _not_run(str(exc))
+    verdict = judge(before, after, target=target)
+    if verdict.status == "no_tests":
+        return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message="compiled; no tests found",
+                           tests=verdict)
+    if verdict.status == "not_run":
+        return _not_run(verdict.not_run_reason, verdict)
+    diagnostics = [d for p in after.programs if p.name in _programs(verdict.caused) for d in p.diagnostics]
+    if verdict.status in ("failed", "timeout"):
+        return ChangeCheck(ok=False, kind="timeout" if verdict.status == "timeout" else "test", parsed=True,
+                           compiled=True, tests_passed=False, message=f"compiled; {verdict.message}",
+                           failure=verdict.failure, diagnostics=diagnostics, diagnostics_source="tests",
+                           tests=verdict)
     # How the tests ran is part of the verdict: a direct gcc build, or (trusted workspaces only) the project's own.
     return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, tests_passed=True,
-                       message=f"compiled; tests passed ({tests.framework} via {tests.command})")
+                       message=f"compiled; {verdict.message}", tests=verdict)
+
+
+def _not_run(reason: str, verdict: TestVerdict | None = None) -> ChangeCheck:
+    """Nothing could judge the change: it compiled, so it is still offered; no adjustment round can help."""
+    return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message=f"compiled; tests not run: {reason}",
+                       tests_not_run=reason, tests=verdict)
+
+
+def _programs(names: list[str]) -> set[str]:
+    return {name.split("::", 1)[0] for name in names}
 
 
 def _parse_check(path: str, old_text: str, new_text: str, function: str | None) -> ChangeCheck | None:
@@ -121,7 +165,7 @@ def _parse_check(path: str, old_text: str, new_text: str, function: str | None) 
 
 
 def compile_changes(root: str | Path, unit: str, changed: dict[str, str], *, compiler: str, default_flags: list[str],
-                    limits: Limits) -> CompileResult:
+                    limits: Limits, trusted: bool = False) -> CompileResult:
     """Compile `unit` after writing every file of `changed` (a header and its source together) in a sandboxed
     copy; warnings are compared with the unchanged tree so only new ones count."""
     started = time.monotonic()
@@ -129,8 +173,13 @@ def compile_changes(root: str | Path, unit: str, changed: dict[str, str], *, com
     rel = relative_inside(root_p, unit)
     if len(changed) == 1 and relative_inside(root_p, next(iter(changed))) == rel:
         return compile_unit(root_p, rel, next(iter(changed.values())), compiler=compiler,
-                            flags=flags_for(root_p, rel, default_flags).flags, limits=limits)
-    flags = flags_for(root_p, rel, default_flags).flags
+                            flags=flags_for(root_p, rel, default_flags, trusted=trusted).flags, limits=limits,
+                            trusted=trusted)
+    # Untrusted: the default compiler and only safe flags (a workspace's config must not run programs).
+    build = restrict_untrusted(compiler, flags_for(root_p, rel, default_flags, trusted=trusted).flags, root_p,
+                               trusted=trusted)
+    compiler, flags = build.compiler, build.flags
+    readonly = outside_paths(flags, root_p) if trusted else []
     runs: list[tuple[RunResult | None, list[Diagnostic], str]] = []
     for edits in ({}, changed):
         sandbox = make_sandbox_dir()
@@ -142,7 +191,7 @@ def compile_changes(root: str | Path, unit: str, changed: dict[str, str], *, com
                 continue
             argv = [compiler, *rebase_flags(flags, root_p, sandbox), "-fdiagnostics-color=never", "-fsyntax-only",
                     rel.as_posix()]
-            result = run_sandboxed(argv, sandbox, limits)
+            result = run_sandboxed(argv, sandbox, limits, readonly_paths=readonly)
             runs.append((result, parse_diagnostics(result.stderr, sandbox),
                          result.stderr.replace(str(sandbox) + "/", "")))
         finally:

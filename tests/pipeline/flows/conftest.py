@@ -13,6 +13,14 @@ from scripted_engine import ScriptedEngine
 from cra.pipeline.calllog import CallLog
 
 
+@pytest.fixture(autouse=True)
+def baseline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The unchanged tree's test reports go to the test's own folder, not the user's cache."""
+    folder = tmp_path / "baseline-cache"
+    monkeypatch.setenv("CRA_BASELINE_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def fake_model(tmp_path: Path) -> Path:
     """A model file the router can resolve; the scripted engine never reads it."""

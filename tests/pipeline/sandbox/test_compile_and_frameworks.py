@@ -104,7 +104,8 @@ def test_compile_unit_uses_compile_commands_flags(calc: Path) -> None:
 
 
 def test_compile_unit_reports_a_missing_compiler(calc: Path) -> None:
-    result = compile_unit(calc, "src/calc.c", LIB_C, compiler="no-such-cc-cra")
+    # Trusted: an untrusted workspace's compiler setting is replaced by the default one.
+    result = compile_unit(calc, "src/calc.c", LIB_C, compiler="no-such-cc-cra", trusted=True)
     assert not result.ok and "no-such-cc-cra" in result.stderr
 
 
