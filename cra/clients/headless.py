@@ -35,6 +35,9 @@ FILE_ACTIONS = ("plan", "scaffold")
 # After a cancel: how long to wait for the server to stop the job, then for its shutdown (which drains the jobs).
 CANCEL_GRACE_S = 10.0
 SHUTDOWN_WAIT_S = 10.0
+# Every request but the action's command itself is answered from the parsed document (no model): a server that
+# does not answer one within this time is stuck, and the run stops instead of waiting forever.
+REQUEST_WAIT_S = 60.0
 
 T = TypeVar("T")
 
@@ -210,28 +213,67 @@ async def _drain_stderr(client: LanguageClient, session: _Session) -> None:
         del session.stderr[:-50]
 
 
+def _check_document(path: str | Path, text: str) -> None:
+    """Refuse, before starting a server, a file the server would not work on (it would offer no action)."""
+    from cra.server.settings import DEFAULT_MAX_DOCUMENT_BYTES
+
+    size = len(text.encode("utf-8"))
+    if size > DEFAULT_MAX_DOCUMENT_BYTES:
+        raise ActionUnavailable(f"{path} is too large: {size:,} bytes, over cra's limit of "
+                                f"{DEFAULT_MAX_DOCUMENT_BYTES:,} bytes per document")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ActionUnavailable(f"{path} contains a NUL byte on line {line}: it looks like a binary file, "
+                                "not C source")
+
+
 def _symbol_line(text: str, symbol: str | None, action: str) -> int:
     if symbol is None:
         if action in FILE_ACTIONS:
             return 0
         raise HeadlessError(f"the {action} action works on a function: name it (--symbol NAME)")
+    from cra.server.actions import actions_for_function
     from cra.server.symbols import find_function, functions_in
 
-    site = find_function(functions_in(text.encode("utf-8")), symbol)
+    sites = functions_in(text.encode("utf-8"))
+    site = find_function(sites, symbol)
     if site is None:
         raise HeadlessError(f"no function named `{symbol}` in this file")
+    offered = actions_for_function(site, sites)
+    if action not in offered:
+        why = ("it already has a body (implement fills in stubs)" if action == "implement"
+               else "its body is a stub (write it first, e.g. with the implement action)" if action == "tests"
+               else "it is not offered there")
+        choices = ", ".join(a for a in offered if a not in FILE_ACTIONS)
+        raise ActionUnavailable(f"no {action} action for `{symbol}`: {why}"
+                                + (f"; available for it: {choices}" if choices else ""))
     return site.start_line
 
 
-def _pick(actions: list[Any], action: str, symbol: str | None) -> types.CodeAction:
+def _pick(actions: list[Any], action: str, symbol: str | None, session: _Session | None = None) -> types.CodeAction:
     kind = f"refactor.rewrite.cra.{action}"
     for candidate in actions:
         if isinstance(candidate, types.CodeAction) and candidate.kind == kind:
             return candidate
     offered = ", ".join(str(a.kind).rsplit(".", 1)[-1] for a in actions if isinstance(a, types.CodeAction))
     target = f"`{symbol}`" if symbol else "this file"
+    # The server says why it refused the document (too large, not UTF-8, ...) in a message when it opened it.
+    said = [m.message for m in (session.messages if session else []) if m.type in (types.MessageType.Error,
+                                                                                   types.MessageType.Warning)]
     raise ActionUnavailable(f"the {action} action is not available for {target}"
+                            + (f": {said[-1]}" if said else "")
                             + (f" (available: {offered})" if offered else ""))
+
+
+class _NoAnswer(Exception):
+    """The server did not answer a request that needs no model within REQUEST_WAIT_S."""
+
+
+async def _answered(what: str, awaitable: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(awaitable, REQUEST_WAIT_S)
+    except TimeoutError:
+        raise _NoAnswer(what) from None
 
 
 async def _unless(cancel: asyncio.Event, awaitable: Awaitable[T]) -> T:
@@ -297,6 +339,7 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
         raise HeadlessError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise HeadlessError(f"{path} is not UTF-8 text (byte {exc.start}); cra works on UTF-8 C sources") from None
+    _check_document(path, old_text)
     line = _symbol_line(old_text, symbol, action)
     uri = file.as_uri()
     session = _Session(uri, old_text)
@@ -314,20 +357,26 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
     try:
         try:
             async with asyncio.timeout(timeout):
-                await _unless(cancel, client.initialize_async(types.InitializeParams(
+                await _unless(cancel, _answered("initialize", client.initialize_async(types.InitializeParams(
                     capabilities=_capabilities(), process_id=os.getpid(), root_uri=file.parent.as_uri(),
-                    initialization_options=options)))
+                    initialization_options=options))))
                 client.initialized(types.InitializedParams())
                 client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
                     uri=uri, language_id="c", version=session.version, text=old_text)))
                 position = types.Position(line=line, character=0)
-                offered = await _unless(cancel, client.text_document_code_action_async(types.CodeActionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    range=types.Range(start=position, end=position),
-                    context=types.CodeActionContext(diagnostics=[], only=[f"refactor.rewrite.cra.{action}"]))))
-                chosen = _pick(list(offered or []), action, symbol)
+                offered = await _unless(cancel, _answered("codeAction", client.text_document_code_action_async(
+                    types.CodeActionParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri),
+                        range=types.Range(start=position, end=position),
+                        context=types.CodeActionContext(diagnostics=[], only=[f"refactor.rewrite.cra.{action}"])))))
+                try:
+                    chosen = _pick(list(offered or []), action, symbol, session)
+                except ActionUnavailable:
+                    await _shut_down(client)  # promptly: nothing runs that the shutdown would have to drain
+                    raise
                 if chosen.command is None:
-                    chosen = await _unless(cancel, client.code_action_resolve_async(chosen))
+                    chosen = await _unless(cancel, _answered("codeAction/resolve", client.code_action_resolve_async(
+                        chosen)))
                 if chosen.command is None:
                     raise HeadlessError(f"the server's {action} action carries no command")
                 arguments = list(chosen.command.arguments or [])
@@ -339,13 +388,15 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
                     types.ExecuteCommandParams(command=chosen.command.command, arguments=arguments),
                     msg_id=command_id))
                 result = await _unless(cancel, asyncio.shield(pending))
-                await client.shutdown_async(None)
-                client.exit(None)
+                await _shut_down(client)
         except _Interrupted:
             if pending is not None:
                 await _cancel_command(client, session, command_id, pending)
             await _shut_down(client)
             raise ActionCancelled(f"the {action} action was cancelled") from None
+    except _NoAnswer as exc:
+        _kill(client)  # a stuck server gets no further grace
+        raise HeadlessError(f"the cra server did not answer {exc} within {REQUEST_WAIT_S:g} s") from None
     except TimeoutError:
         raise HeadlessError(f"the {action} action did not finish within {timeout:g} s") from None
     except RuntimeError as exc:  # the server process died
@@ -359,7 +410,8 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
             await asyncio.wait_for(client._server.wait(), 5) if client._server else None
         _kill(client)  # a server that neither finished nor exited must not outlive its client
         stderr_task.cancel()
-        await client.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.stop(), SHUTDOWN_WAIT_S)
     result = result if isinstance(result, dict) else {}
     files = [NewFile(path=types_uri_path(u), text=t) for u, t in sorted(session.files.items())]
     diff = "".join(difflib.unified_diff(old_text.splitlines(keepends=True), session.text.splitlines(keepends=True),
@@ -372,6 +424,39 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
                       new_text=session.text, diff=diff, files=files, verdict=result.get("verdict"), error=error,
                       progress=session.progress, task_id=result.get("task_id") or "",
                       cancelled=bool(result.get("cancelled")))
+
+
+def record_edit_status(outcome: RunOutcome, status: str, reason: str) -> bool:
+    """Set the call log's edit label of the run's task to what happened to the files: the server records
+    `applied` when this client accepted the edit in memory, which is only true once `cra run --apply` has
+    written them ("proposed" before the write, "applied" after it, "not_applied" for a dry run, "failed" when the
+    write failed). False when there is no such task or log."""
+    from cra.pipeline.calllog import CallLog, CallLogError, log_path
+
+    root = Path(outcome.path).parent  # the workspace root this client gives the server
+    if not outcome.task_id or not log_path(root).is_file():
+        return False
+    try:
+        log = CallLog.for_workspace(root)
+    except CallLogError:
+        return False
+    try:
+        return log.set_edit_status(outcome.task_id, status, reason)
+    finally:
+        log.close()
+
+
+def write_atomically(path: str | Path, text: str) -> None:
+    """Replace the file's content all at once: a crash leaves either the old or the new text, never half."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.cra-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _kill(client: LanguageClient) -> None:

@@ -20,7 +20,11 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Tables a database must have to be a cra call log (any schema version).
+REQUIRED_TABLES = frozenset({"tasks", "calls", "outcomes"})
+INTERRUPTED = "interrupted"
+INTERRUPTED_MESSAGE = "the process running this task ended without finishing it (killed or crashed)"
 
 # Migration N brings a database from user_version N-1 to N. Append only; never edit a released step.
 MIGRATIONS: dict[int, str] = {
@@ -50,6 +54,11 @@ MIGRATIONS: dict[int, str] = {
         at REAL NOT NULL, note TEXT
     );
     CREATE INDEX transitions_task ON transitions(task_id);
+    """,
+    # Which process runs a task ("pid.start_ticks.boot_id"): a later process finalises the `running` tasks of a
+    # dead owner as interrupted, and leaves those of a live one alone.
+    3: """
+    ALTER TABLE tasks ADD COLUMN owner TEXT;
     """,
 }
 
@@ -89,7 +98,8 @@ class OutcomeRow(msgspec.Struct, kw_only=True):
     symbol: str | None
     compiled: bool | None
     tests_passed: bool | None
-    edit_status: str | None  # "proposed" | "applied" | "rejected" | "failed" | "cancelled"
+    # "proposed" | "applied" (the file was written) | "not_applied" (a dry run) | "rejected" | "failed" | "cancelled"
+    edit_status: str | None
     reason: str | None
     at: float
 
@@ -125,20 +135,93 @@ class CallLogError(Exception):
     """The log database cannot be opened or migrated."""
 
 
-class CallLog:
-    """Thread-safe: the server writes from worker threads. WAL lets `cra logs` read while a job writes."""
+def _process_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
-    def __init__(self, path: str | Path) -> None:
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def process_owner(pid: int | None = None) -> str:
+    """Identity of a running process that survives pid reuse: "pid.start_ticks.boot_id"."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{_process_start(pid) or '?'}.{_boot_id()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Is the process `owner` (from `process_owner`) still running? Unknown owners (rows written before owners
+    were recorded) count as gone."""
+    if not owner:
+        return False
+    pid, _, rest = owner.partition(".")
+    start, _, boot = rest.partition(".")
+    if not pid.isdigit() or boot != _boot_id():
+        return False
+    if start == "?":  # no /proc: the best we can do is whether the pid exists
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return _process_start(int(pid)) == start
+
+
+class CallLog:
+    """Thread-safe: the server writes from worker threads. WAL lets `cra logs` read while a job writes.
+
+    Opening a log for writing finalises the tasks that dead processes left `running` (`recover_interrupted`).
+    `read_only=True` (`cra logs`) never writes: no migration, no WAL switch, no recovery; a file that is not a
+    cra call log, or of a newer schema, is refused with `CallLogError`."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only:
+            self._open_read_only()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self.recover_interrupted()
         except sqlite3.DatabaseError as exc:
             raise CallLogError(f"{self.path}: cannot open the call log: {exc}") from None
+
+    def _open_read_only(self) -> None:
+        if self.path.is_dir():
+            raise CallLogError(f"{self.path} is a directory, not a call log")
+        if not self.path.is_file():
+            raise CallLogError(f"no call log at {self.path}")
+        try:
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False, timeout=10.0)
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise CallLogError(f"{self.path}: cannot open the call log: not a readable SQLite database "
+                               f"({exc})") from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise CallLogError(f"{self.path}: log schema {version} is newer than this cra ({SCHEMA_VERSION}); "
+                               "upgrade cra to read it")
+        missing = REQUIRED_TABLES - tables
+        if missing:
+            self._db.close()
+            raise CallLogError(f"{self.path} is not a cra call log (no {', '.join(sorted(missing))} table"
+                               f"{'s' if len(missing) > 1 else ''})")
 
     @classmethod
     def for_workspace(cls, root: str | Path) -> CallLog:
@@ -165,9 +248,25 @@ class CallLog:
     def start_task(self, action: str, path: str | None, symbol: str | None, task_id: str | None = None) -> str:
         task_id = task_id or new_task_id()
         with self._lock, self._db:
-            self._db.execute("INSERT INTO tasks(id, action, path, symbol, started_at) VALUES (?,?,?,?,?)",
-                             (task_id, action, path, symbol, time.time()))
+            self._db.execute("INSERT INTO tasks(id, action, path, symbol, started_at, owner) VALUES (?,?,?,?,?,?)",
+                             (task_id, action, path, symbol, time.time(), process_owner()))
         return task_id
+
+    def recover_interrupted(self) -> list[str]:
+        """Finalise as `interrupted` the tasks left `running` by processes that are gone (kill -9, a crash, a
+        power cut); tasks of live processes sharing this log are left alone. Returns the finalised task ids."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, owner FROM tasks WHERE status='running'").fetchall()
+        dead = [task_id for task_id, owner in rows if not owner_alive(owner)]
+        if dead:
+            with self._lock, self._db:
+                now = time.time()
+                for task_id in dead:
+                    self._db.execute("UPDATE tasks SET status=?, ended_at=?, message=? WHERE id=? AND status='running'",
+                                     (INTERRUPTED, now, INTERRUPTED_MESSAGE, task_id))
+                    self._db.execute("INSERT INTO transitions(task_id, from_state, to_state, at, note) "
+                                     "VALUES (?,?,?,?,?)", (task_id, None, INTERRUPTED, now, INTERRUPTED_MESSAGE))
+        return dead
 
     def end_task(self, task_id: str, status: str, message: str = "") -> None:
         with self._lock, self._db:

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cra.pipeline.calllog import CallLog
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,20 +25,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    import msgspec
+    import sqlite3
 
-    from cra.clients.output import print_table
     from cra.pipeline.calllog import CallLog, CallLogError, log_path
 
     path = log_path(Path(args.root))
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         print(f"cra: no call log at {path} (nothing has run in this workspace yet)", file=sys.stderr)
         return 1
     try:
-        log = CallLog(path)
+        log = CallLog(path, read_only=True)  # reading never writes: no migration, no WAL switch
     except CallLogError as exc:
         print(f"cra: {exc}", file=sys.stderr)
         return 1
+    try:
+        return _show(log, args)
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:  # a damaged or tampered-with log
+        print(f"cra: cannot read the call log {path}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        log.close()
+
+
+def _show(log: CallLog, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cra.clients.output import print_table
+
     if args.outcomes:
         outcomes = [msgspec.to_builtins(o) for o in log.outcomes(task_id=args.task)]
         if args.json:

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import sys
-from pathlib import Path
 
 from cra.pipeline.actions import ACTIONS
 
@@ -17,7 +16,14 @@ EXIT_CANCELLED = 130
 def run(args: argparse.Namespace) -> int:
     import msgspec
 
-    from cra.clients.headless import ActionCancelled, ActionUnavailable, HeadlessError, run_action
+    from cra.clients.headless import (
+        ActionCancelled,
+        ActionUnavailable,
+        HeadlessError,
+        record_edit_status,
+        run_action,
+        write_atomically,
+    )
     from cra.clients.progress import ProgressView
 
     config = None
@@ -43,9 +49,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"cra run: {exc}", file=sys.stderr)
         return 1 if "server" in str(exc) or "did not finish" in str(exc) else 2
     if args.apply and outcome.ok:
-        Path(outcome.path).write_text(outcome.new_text, encoding="utf-8")
-        for new_file in outcome.files:
-            Path(new_file.path).write_text(new_file.text, encoding="utf-8")
+        # The label follows the disk: `proposed` until every file is written, `applied` only after.
+        record_edit_status(outcome, "proposed", "cra run --apply: writing the result")
+        try:
+            write_atomically(outcome.path, outcome.new_text)
+            for new_file in outcome.files:
+                write_atomically(new_file.path, new_file.text)
+        except OSError as exc:
+            record_edit_status(outcome, "failed", f"cra run --apply could not write: {exc}")
+            print(f"cra run: cannot write the result: {exc}", file=sys.stderr)
+            return 1
+        record_edit_status(outcome, "applied", "written by cra run --apply")
+    elif outcome.ok:
+        record_edit_status(outcome, "not_applied", "dry run: cra run without --apply wrote nothing")
     if args.json:
         print(msgspec.json.encode(outcome).decode())
     else:
