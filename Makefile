@@ -13,7 +13,7 @@ $(PY):
 
 # Stamps re-run an install only when pyproject.toml changes.
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test,tier0]'
+	$(PY) -m pip install -q -e '.[test,tier0,train]'
 	touch $@
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "curate-data": ("curate", "export per-stage training pairs labelled by task outcomes"),
     "audit": ("curate", "per-stage error rates from the call log"),
     "adapters": ("curate", "the per-stage adapter map"),
+    "train": ("train", "train a stage's LoRA adapter from curated pairs and register it"),
     "bench": ("bench", "run a benchmark"),
     "tests": ("tests", "detect and run a C project's tests (per program and case)"),
 }

@@ -43,7 +43,7 @@ def parse_settings(*layers: Any) -> ServerSettings:
     known = {f.encode_name for f in msgspec.structs.fields(ServerSettings)}
     try:
         settings = msgspec.convert({k: v for k, v in merged.items() if k in known}, type=ServerSettings)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, UnicodeEncodeError) as exc:  # UnicodeEncodeError: a lone surrogate in a string
         raise SettingsError(f"invalid cra setting: {exc}") from None
     if settings.max_document_bytes <= 0:
         raise SettingsError("invalid cra setting: `maxDocumentBytes` must be positive")

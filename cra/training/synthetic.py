@@ -7,7 +7,7 @@ and LoRA adapters for any base GGUF (the tiny one or a real quantized model).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import gguf
@@ -86,30 +86,11 @@ def write_tiny_model(
     rng = np.random.default_rng(seed)
     tokens, types, merges = _vocab()
     n_vocab = len(tokens)
-    head_dim = n_embd // n_head
 
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name(f"cra-tiny-llama-seed{seed}")
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(merges)
-    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
-    writer.add_eos_token_id(tokens.index("<|im_end|>"))
-    writer.add_pad_token_id(tokens.index("<|endoftext|>"))
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_TEMPLATE)
+    _write_llama_header(writer, name=f"cra-tiny-llama-seed{seed}", n_embd=n_embd, n_layer=n_layer, n_ff=n_ff,
+                        n_ctx=n_ctx, n_head=n_head, n_head_kv=n_head)
+    _write_vocab(writer, tokens, types, merges)
 
     def normal(shape: tuple[int, ...], std: float) -> np.ndarray:
         return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -133,6 +114,110 @@ def write_tiny_model(
         writer.add_tensor(f"{prefix}.ffn_up.weight", normal((n_ff, n_embd), proj_std))
         writer.add_tensor(f"{prefix}.ffn_down.weight", normal((n_embd, n_ff), 1.0 / np.sqrt(n_ff)))
 
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _write_llama_header(writer: gguf.GGUFWriter, *, name: str, n_embd: int, n_layer: int, n_ff: int, n_ctx: int,
+                        n_head: int, n_head_kv: int, rms_eps: float = 1e-5, rope_theta: float | None = None) -> None:
+    writer.add_name(name)
+    writer.add_context_length(n_ctx)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(rms_eps)
+    if rope_theta is not None:
+        writer.add_rope_freq_base(rope_theta)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+
+def _write_vocab(writer: gguf.GGUFWriter, tokens: list[str], types: list[int], merges: list[str]) -> None:
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
+    writer.add_eos_token_id(tokens.index("<|im_end|>"))
+    writer.add_pad_token_id(tokens.index("<|endoftext|>"))
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHATML_TEMPLATE)
+
+
+def vocab_size() -> int:
+    """The synthetic byte-level vocabulary's size (256 bytes, the merges, the control tokens)."""
+    return len(_vocab()[0])
+
+
+# Hugging Face Llama/Qwen2 module names → llama.cpp tensor names (per block), for weights and LoRA targets.
+HF_BLOCK_TENSORS: dict[str, str] = {
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+}
+
+
+def llama_rope_permute(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """Reorder a q/k projection's output rows from Hugging Face's rotate-half RoPE layout to llama.cpp's
+    interleaved one (what llama.cpp's convert_hf_to_gguf.py does for the llama architecture)."""
+    rows = weight.shape[0]
+    return np.ascontiguousarray(
+        weight.reshape(n_head, 2, rows // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape))
+
+
+def write_model_from_state_dict(
+    path: str | Path,
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    n_head: int,
+    n_head_kv: int | None = None,
+    n_ctx: int = 512,
+    rms_eps: float = 1e-5,
+    rope_theta: float = 10000.0,
+    name: str = "cra-tiny-llama-from-hf",
+    arch: str = "llama",
+) -> Path:
+    """Write an F32 GGUF holding exactly the weights of a Hugging Face `LlamaForCausalLM` (`arch="llama"`) or
+    `Qwen2ForCausalLM` (`arch="qwen2"`: q/k/v biases, NEOX RoPE so no row permutation) state dict (numpy
+    arrays), with the synthetic byte-level vocab: the model's vocab size must be `vocab_size()`."""
+    if arch not in ("llama", "qwen2"):
+        raise ValueError(f"unsupported architecture {arch!r}: llama or qwen2")
+    path = Path(path)
+    n_head_kv = n_head_kv or n_head
+    tokens, types, merges = _vocab()
+    embed = state_dict["model.embed_tokens.weight"]
+    if embed.shape[0] != len(tokens):
+        raise ValueError(f"the model's vocab has {embed.shape[0]} tokens; the synthetic vocab has {len(tokens)}")
+    n_layer = 0
+    while f"model.layers.{n_layer}.self_attn.q_proj.weight" in state_dict:
+        n_layer += 1
+    n_ff = state_dict["model.layers.0.mlp.gate_proj.weight"].shape[0]
+    writer = gguf.GGUFWriter(str(path), arch)
+    _write_llama_header(writer, name=name, n_embd=embed.shape[1], n_layer=n_layer, n_ff=n_ff, n_ctx=n_ctx,
+                        n_head=n_head, n_head_kv=n_head_kv, rms_eps=rms_eps, rope_theta=rope_theta)
+    _write_vocab(writer, tokens, types, merges)
+
+    def f32(array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    writer.add_tensor("token_embd.weight", f32(embed))
+    writer.add_tensor("output_norm.weight", f32(state_dict["model.norm.weight"]))
+    writer.add_tensor("output.weight", f32(state_dict.get("lm_head.weight", embed)))
+    for block in range(n_layer):
+        for hf_name, gguf_name in HF_BLOCK_TENSORS.items():
+            weight = f32(state_dict[f"model.layers.{block}.{hf_name}.weight"])
+            if arch == "llama" and gguf_name in ("attn_q", "attn_k"):
+                weight = llama_rope_permute(weight, n_head if gguf_name == "attn_q" else n_head_kv)
+            writer.add_tensor(f"blk.{block}.{gguf_name}.weight", weight)
+            bias = state_dict.get(f"model.layers.{block}.{hf_name}.bias")
+            if bias is not None:
+                writer.add_tensor(f"blk.{block}.{gguf_name}.bias", f32(bias))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
