@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cra.pipeline.calllog import INTERRUPTED, CallLog, log_path, owner_alive, process_owner
+from cra.pipeline.calllog import INTERRUPTED, CallLog, log_path
+from cra.pipeline.process_owner import owner_alive, process_owner
 from cra.pipeline.sandbox.runner import make_sandbox_dir, reclaim_leaked_sandbox_dirs, remove_sandbox_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import msgspec
 
+from cra.pipeline.process_owner import process_start
 from cra.pipeline.sandbox.limits import Limits, RunResult, SandboxError
 from cra.pipeline.sandbox.network_shim import build_socket_shim
 
@@ -57,17 +58,8 @@ def _drop_uid() -> int | None:
     return UNPRIVILEGED_UID if os.geteuid() == 0 else None
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of process `pid` (clock ticks since boot), or None when it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def _owner_tag() -> str:
-    return f"{os.getpid()}.{_process_start(os.getpid()) or 0}"
+    return f"{os.getpid()}.{process_start(os.getpid()) or 0}"
 
 
 def make_sandbox_dir(prefix: str = "cra-sandbox-") -> Path:
@@ -102,7 +94,7 @@ def reclaim_leaked_sandbox_dirs(temp_dir: str | Path | None = None) -> list[Path
         if match is None or not entry.is_dir() or entry.is_symlink():
             continue
         pid, start = int(match.group(1)), match.group(2)
-        if _process_start(pid) == start:
+        if process_start(pid) == start:
             continue  # its owner still runs (a pid reused by another process has another start time)
         remove_sandbox_dir(entry)
         if not entry.exists():
