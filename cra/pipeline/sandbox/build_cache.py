@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from cra.pipeline.sandbox.workspace_copy import (
 
 MANIFEST = ".cra-synced.json"  # the files the last sync wrote from the workspace (not build outputs)
 CACHE_ENV = "CRA_BUILD_CACHE"  # overrides where the persistent copies live
+# A copy no job has used for this long is removed when another job takes its own (build dirs are large).
+STALE_SECONDS = 14 * 24 * 3600
 
 
 def _reachable(path: Path) -> bool:
@@ -75,12 +78,33 @@ def locked_build_dir(root: str | Path) -> Iterator[Path | None]:
             yield None
             return
         try:
+            os.utime(lock.fileno())  # the lock's mtime says when the copy was last used
+            prune_stale(path.parent, keep=path)
             path.mkdir(exist_ok=True)
             for sub in ("home", "tmp"):
                 (path / sub).mkdir(exist_ok=True)
             yield path
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prune_stale(base: Path, *, keep: Path | None = None, max_age: float = STALE_SECONDS) -> list[Path]:
+    """Remove the copies in `base` unused for `max_age` seconds (and not locked by a running job)."""
+    removed: list[Path] = []
+    now = time.time()
+    for lock_path in base.glob("*.lock"):
+        copy = lock_path.with_suffix("")
+        try:
+            if copy == keep or now - lock_path.stat().st_mtime < max_age:
+                continue
+            with open(lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(copy, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+        except (BlockingIOError, OSError):
+            continue  # in use, or already gone
+        removed.append(copy)
+    return removed
 
 
 def _wanted(root: Path, max_bytes: int, max_file_bytes: int) -> dict[str, Path]:

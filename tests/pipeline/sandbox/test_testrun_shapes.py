@@ -148,3 +148,18 @@ def test_a_busy_build_dir_falls_back_to_a_fresh_copy(project) -> None:
         report = run_tests(root, {}, trusted=True)  # another job holds the copy: this one does not wait
     assert _statuses(report) == {"make check": "passed"}
     assert not (held / "make-check-ran.marker").exists()
+
+
+def test_copies_unused_for_long_are_pruned_when_another_job_builds(project, build_cache: Path) -> None:
+    from cra.pipeline.sandbox.build_cache import STALE_SECONDS, build_dir_for, locked_build_dir
+
+    old, fresh = project("make_check"), project("cmake_ctest")
+    with locked_build_dir(old) as held:
+        assert held is not None and held.is_dir()
+    lock = held.parent / f"{held.name}.lock"
+    long_ago = lock.stat().st_mtime - STALE_SECONDS - 60
+    os.utime(lock, (long_ago, long_ago))
+    with locked_build_dir(fresh) as current:
+        assert current == build_dir_for(fresh)
+    assert not held.exists() and not lock.exists()
+    assert current.is_dir()  # the job's own copy stays
