@@ -4,9 +4,11 @@ On a terminal: one live status line (stage, percent, elapsed seconds, tokens/s w
 progress carries it), redrawn in place, with each attempt's verdict printed above it as it lands. Otherwise: one
 plain line per stage change, per verdict and at the end. `cra run --json` and `cra check --json` show nothing.
 
-The server's progress says the pipeline stage (`message`) and percent. A verdict comes from the progress value
-itself when the server says it (a `verdict` field, or a message naming `attempt N failed|passed`), else from the
-stages: an `adjust` round follows a failed attempt, and an action that validated and ends `done` passed.
+The server's progress says the pipeline stage (`message`, `stage` or `stage: detail`) and percent; while the
+model generates, the value's `tokensPerSecond` (the message then says `stage: N tok/s`). A verdict comes from the
+progress value itself when the server says it (a `verdict` field: `attempt`, `ok`, `compiled`, `tests_passed`,
+`message`; or a message naming `attempt N failed|passed`), else from the stages: an `adjust` round follows a failed
+attempt, and an action that validated and ends `done` passed. cra's server sends both (`cra.server.progress`).
 """
 
 from __future__ import annotations
@@ -108,8 +110,13 @@ class ProgressView:
         stage, detail = split_stage(event.message)
         verdict = event.value.get("verdict")
         said = _ATTEMPT.search(event.message)
+        speed = tokens_per_second(event.value)
+        if verdict or said is not None or speed is not None:
+            detail = self._detail  # the detail says the verdict or the speed, shown on their own
         if verdict:
-            self._verdict(_describe(verdict) if isinstance(verdict, dict) else str(verdict))
+            number = verdict.get("attempt") if isinstance(verdict, dict) else None
+            self._verdict(_describe(verdict) if isinstance(verdict, dict) else str(verdict),
+                          attempt=number if isinstance(number, int) and not isinstance(number, bool) else None)
         elif said is not None:
             self._verdict(f"{said.group(2).lower()}{said.group(3)}", attempt=int(said.group(1)))
         changed = stage != self._stage
@@ -124,7 +131,7 @@ class ProgressView:
         self._stage, self._detail = stage, detail
         if event.percent is not None:
             self._percent = event.percent
-        self._speed = tokens_per_second(event.value)
+        self._speed = speed
         if self.live:
             self._draw()
         elif changed:
@@ -182,9 +189,15 @@ class ProgressView:
 
 
 def _describe(verdict: dict[str, Any]) -> str:
+    """`failed: compile failed: ...`; without a message, what was checked: `passed (compiled, tests passed)`."""
     ok = verdict.get("ok")
-    parts = [] if ok is None else ["passed" if ok else "failed"]
-    parts += [f"{key}={verdict[key]}" for key in ("compiled", "tests_passed") if key in verdict]
-    if verdict.get("message"):
-        parts.append(str(verdict["message"]))
-    return ", ".join(parts) or "done"
+    head = "done" if ok is None else "passed" if ok else "failed"
+    message = " ".join(str(verdict.get("message") or "").split())
+    if message:
+        return f"{head}: {message}"
+    facts = []
+    if verdict.get("compiled") is not None:
+        facts.append("compiled" if verdict["compiled"] else "did not compile")
+    if verdict.get("tests_passed") is not None:
+        facts.append("tests passed" if verdict["tests_passed"] else "tests failed")
+    return f"{head} ({', '.join(facts)})" if facts else head

@@ -194,6 +194,8 @@ def _read_layer(path: Path) -> tuple[str, dict[str, Any]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     _validate_layer(str(path), data, text)
     return str(path), data
 
@@ -202,6 +204,7 @@ def _validate_layer(source: str, data: dict[str, Any], text: str | None) -> None
     """Validate one layer. Dict-valued tables (models, stages, adapters) are checked entry by entry because
     msgspec elides dict keys in its error paths, and the user needs the key."""
     per_entry = {"models": ModelConfig, "stages": StageConfig, "adapters": dict[str, str]}
+    _check_strings(source, text, data)
     for section, value in data.items():
         if section in per_entry and isinstance(value, dict):
             for key, entry in value.items():
@@ -214,6 +217,27 @@ def _validate_layer(source: str, data: dict[str, Any], text: str | None) -> None
     for stage in data.get("stages", {}):
         if stage not in STAGES:
             _fail(source, text, ["stages", stage], f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+
+
+MAX_NESTING = 32  # far deeper than the schema; deeper values are refused before anything recurses into them
+
+
+def _check_strings(source: str, text: str | None, data: dict[str, Any]) -> None:
+    """Refuse a NUL character in any string (every string here ends up a path, a command or a flag: the OS
+    refuses them with a ValueError) and nesting deeper than any schema; iterative, so depth cannot overflow."""
+    stack: list[tuple[list[str], Any]] = [([], data)]
+    while stack:
+        keys, value = stack.pop()
+        if len(keys) > MAX_NESTING:
+            _fail(source, text, keys[:MAX_NESTING], "nested too deeply")
+        if isinstance(value, dict):
+            stack.extend(([*keys, str(k)], v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(([*keys, f"[{i}]"], v) for i, v in enumerate(value))
+        elif isinstance(value, str) and "\x00" in value:
+            _fail(source, text, keys, "a NUL character is not allowed in a value")
+        if any("\x00" in key for key in keys[-1:]):
+            _fail(source, text, keys[:-1], "a NUL character is not allowed in a key")
 
 
 def _convert(source: str, text: str | None, prefix: list[str], value: Any, type_: Any) -> None:

@@ -1,8 +1,10 @@
 """StageLLM: the only way pipeline stages talk to a model. It routes each stage to its base model and adapter
-(ModelRouter) and writes one call-log row per call — also when the call fails, times out or is cancelled."""
+(ModelRouter) and writes one call-log row per call — also when the call fails, times out or is cancelled. While a
+`generate` or `structured` call decodes, `on_speed(stage, tokens_per_s)` hears its speed (at most every 0.5 s)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,20 +14,37 @@ import msgspec
 
 from cra.pipeline.calllog import CallLog, CallRecord, file_fingerprint
 from cra.pipeline.engine import CallStats, Cancelled, CancelToken, Decision, Engine, Generation, Message, Timeout
+from cra.pipeline.engine.meter import DecodeMeter, metering
 from cra.pipeline.router import ModelRouter, Route
 
 T = TypeVar("T")
 
 
+SPEED_INTERVAL_S = 0.5  # how often `on_speed` hears a running generation's speed, at most
+
+
 class StageLLM:
     def __init__(self, router: ModelRouter, engine: Engine, log: CallLog | None, *, task_id: str | None = None,
-                 cancel: CancelToken | None = None) -> None:
+                 cancel: CancelToken | None = None,
+                 on_speed: Callable[[str, float], None] | None = None) -> None:
         self.router = router
         self.engine = engine
         self.log = log
         self.task_id = task_id
         self.cancel = cancel or CancelToken()
         self.calls: list[tuple[str, CallStats]] = []  # per-stage stats of this task, for reports
+        self._on_speed = on_speed
+        self._stage = ""  # the stage whose call the meter is counting
+        # One meter for the task's calls: reports stay at least SPEED_INTERVAL_S apart across calls too.
+        self._meter = DecodeMeter(self._speed, interval_s=SPEED_INTERVAL_S) if on_speed is not None else None
+
+    def _speed(self, tokens_per_s: float) -> None:
+        if self._on_speed is not None:
+            self._on_speed(self._stage, tokens_per_s)
+
+    def _metered(self, stage: str) -> contextlib.AbstractContextManager[None]:
+        self._stage = stage
+        return metering(self._meter)
 
     def route(self, stage: str) -> Route:
         return self.router.route(stage)
@@ -42,8 +61,9 @@ class StageLLM:
                                              stop=stop if stop is not None else params.stop)
 
         def call() -> tuple[str, CallStats, Generation]:
-            gen = self.engine.generate(route.model, route.adapters, list(messages), params, cancel=self.cancel,
-                                       on_text=on_text)
+            with self._metered(stage):
+                gen = self.engine.generate(route.model, route.adapters, list(messages), params, cancel=self.cancel,
+                                           on_text=on_text)
             return gen.text, gen.stats, gen
 
         return self._logged(route, messages, None, call)
@@ -53,8 +73,9 @@ class StageLLM:
         schema = msgspec.json.encode(msgspec.json.schema(struct_type)).decode()
 
         def call() -> tuple[str, CallStats, T]:
-            obj, gen = self.engine.structured(route.model, route.adapters, list(messages), struct_type,
-                                              route.params, cancel=self.cancel)
+            with self._metered(stage):
+                obj, gen = self.engine.structured(route.model, route.adapters, list(messages), struct_type,
+                                                  route.params, cancel=self.cancel)
             return gen.text, gen.stats, obj
 
         return self._logged(route, messages, schema, call)

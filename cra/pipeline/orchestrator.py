@@ -1,12 +1,18 @@
 """The deterministic control loop: each action is a state machine (a `flows.base.Flow`: its own enum of states,
 steps that are plain functions returning the next state, its own typed data). Models decide only inside a step.
 Every transition is logged with the task id; cancellation is checked between steps (and inside every engine
-call). The flows come from the `flows` registry; this module knows none of them."""
+call). The flows come from the `flows` registry; this module knows none of them.
+
+Progress: each state's start is reported as `progress(state, percent)`. A progress that is a `DetailedProgress`
+(the language server's) also hears how fast the model generates, and each attempt's verdict as it lands: a flow
+sets `task.result.verdict` in its validation step, and the loop reports every new one after that step."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from typing import Any
+import re
+from typing import Any, Protocol, runtime_checkable
 
 from cra.pipeline.actions import ACTIONS, ActionRequest, ActionResult, Verdict
 from cra.pipeline.calllog import CallLog, new_task_id
@@ -20,7 +26,77 @@ from cra.pipeline.models.registry import ModelError
 from cra.pipeline.router import ModelRouter
 from cra.pipeline.sandbox import SandboxError
 
-__all__ = ["ActionFailed", "Progress", "available_actions", "run_action"]
+__all__ = ["ActionFailed", "DetailedProgress", "Progress", "available_actions", "run_action"]
+
+
+@runtime_checkable
+class DetailedProgress(Protocol):
+    """A `Progress` that also shows the decoding speed and each attempt's verdict."""
+
+    def __call__(self, message: str, percent: int) -> None:
+        """A state of the flow starts (`message` is its name)."""
+
+    def speed(self, stage: str, tokens_per_s: float) -> None:
+        """The model generates in state `stage` at this speed (at most every 0.5 s while it does)."""
+
+    def verdict(self, stage: str, attempt: int, passed: bool, verdict: Verdict) -> None:
+        """Attempt number `attempt` (1, 2, ...: each adjustment round makes one more) was judged in `stage`: by
+        validation (`verdict.compiled`/`tests_passed` say what ran), or it failed before (only a message)."""
+
+
+class _Details:
+    """What a `DetailedProgress` hears besides the states: the speed of the running state's generation and each
+    attempt's verdict, told by the loop after the step that settled it: a step that set a new validated
+    `task.result.verdict`, one that sent the task to the flow's adjustment state without one (the attempt failed
+    before validation: no body, a syntax error), or the run ending in failure after an attempt failed."""
+
+    def __init__(self, progress: DetailedProgress) -> None:
+        self._progress = progress
+        self._seen: Verdict | None = None  # the verdict reported last (first: the empty one a task starts with)
+        self.state = ""
+        self.attempts = 0
+
+    def watch(self, task: Task[Any]) -> None:
+        self._seen = task.result.verdict
+
+    def speed(self, _stage: str, tokens_per_s: float) -> None:
+        # Said under the flow's state (what the progress shows), not the engine stage inside it.
+        self._progress.speed(self.state, tokens_per_s)
+
+    def _new_validation(self, task: Task[Any]) -> Verdict | None:
+        verdict = task.result.verdict
+        if verdict is self._seen:
+            return None
+        self._seen = verdict
+        if verdict.compiled is None and verdict.tests_passed is None:
+            return None  # a summary (a plan's parts, nothing to scaffold), not a validated attempt
+        return verdict
+
+    def _tell(self, passed: bool, verdict: Verdict) -> None:
+        self.attempts += 1
+        with contextlib.suppress(Exception):  # showing a verdict must never change the run or its log
+            self._progress.verdict(self.state, self.attempts, passed, verdict)
+
+    def after_step(self, task: Task[Any], nxt: enum.Enum) -> None:
+        verdict = self._new_validation(task)
+        adjusting = task.flow.adjust is not None and nxt is task.flow.adjust
+        if verdict is not None:
+            self._tell(nxt is not FAILED and not adjusting and verdict.compiled is not False
+                       and verdict.tests_passed is not False, verdict)
+        elif adjusting:
+            self._tell(False, Verdict(message=_ATTEMPT_NOTE.sub("", task.note)))
+
+    def failed(self, task: Task[Any], error: str) -> None:
+        """The run ended with `error`: a step gave up on the attempt it was judging."""
+        verdict = self._new_validation(task)
+        if verdict is not None:
+            self._tell(False, verdict)
+        elif task.failure_kind and self.attempts < task.rounds + 1:  # an attempt failed before, this one did too
+            self._tell(False, Verdict(message=error))
+
+
+# How `flows.common.retry_or_give_up` notes a failed attempt on the next transition.
+_ATTEMPT_NOTE = re.compile(r"^attempt \d+ failed: ")
 
 
 def available_actions() -> tuple[str, ...]:
@@ -42,10 +118,14 @@ def run_action(request: ActionRequest, *, config: Config, engine: Engine, log: C
     if log is not None:
         log.start_task(request.action, request.path, request.symbol, task_id)
     router = ModelRouter(config, root=request.root)
-    llm = StageLLM(router, engine, log, task_id=task_id, cancel=cancel)
+    details = _Details(progress) if isinstance(progress, DetailedProgress) else None
+    llm = StageLLM(router, engine, log, task_id=task_id, cancel=cancel,
+                   on_speed=details.speed if details is not None else None)
     flow = known_flows[request.action]
     task = Task(request, config, llm, log, progress, cancel, flow=flow, data=flow.new_data(), index=index,
                 trusted=trusted)
+    if details is not None:
+        details.watch(task)
     state: enum.Enum | None = None
     nxt: enum.Enum = flow.start
     status = "failed"
@@ -57,8 +137,12 @@ def run_action(request: ActionRequest, *, config: Config, engine: Engine, log: C
                 raise RuntimeError(f"{flow.action}: a step went to {nxt!r}, which is not one of its flow's states")
             _transition(task, state, nxt, _take_note(task))
             state = nxt
+            if details is not None:
+                details.state = state.value
             progress(state.value, flow.percent.get(state, 0))
             nxt = flow.steps[state](task)
+            if details is not None:
+                details.after_step(task, nxt)
         _transition(task, state, nxt, _take_note(task))
         status = "done" if nxt is DONE else "failed"
         task.result.ok = nxt is DONE
@@ -78,6 +162,8 @@ def run_action(request: ActionRequest, *, config: Config, engine: Engine, log: C
         task.result.error = f"internal error: {exc.__class__.__name__}: {exc}"
         _transition(task, state, FAILED, task.result.error)
     finally:
+        if details is not None and status not in ("done", "cancelled") and task.result.error:
+            details.failed(task, task.result.error)
         if task.result.error and not task.result.verdict.message:
             task.result.verdict = Verdict(compiled=task.result.verdict.compiled,
                                           tests_passed=task.result.verdict.tests_passed, message=task.result.error)

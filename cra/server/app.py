@@ -7,7 +7,9 @@ Modules: `server` (the server object and its shared state), one per feature — 
 initialized, shutdown, settings, cra.toml watching, background preparation), `documents` (didOpen/didChange/
 didClose and each document's functions), `code_actions`, `commands` (the actions' executeCommand, trust),
 `docgen` (hover, the generated-doc cache, insertDoc) — plus `edits` (edit application), `runner` (the one door
-into the pipeline), `transport` (stdio, TCP) and `pygls_compat` (every reliance on pygls internals).
+into the pipeline), `transport` (stdio, TCP), `pygls_compat` (every reliance on pygls internals), `startup` (what
+makes the imports before `initialize` fast; the entry points import this module inside its `fast_imports`) and
+`quickscan` (which function is where while the C parser is not ready).
 """
 
 from __future__ import annotations

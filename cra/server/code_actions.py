@@ -20,7 +20,7 @@ async def code_action(ls: CraLanguageServer, params: types.CodeActionParams) -> 
     if not is_c_document(uri, document.language_id):
         return None
     try:
-        version, _, sites = await ls.documents.sites(uri)
+        version, _, sites = await ls.documents.sites(uri, quick=True)  # never waits for the C parser to load
     except (DocumentError, OSError, UnicodeDecodeError):
         return None  # already reported once when the document was opened
     line = params.range.start.line

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from cra.pipeline.actions import ACTION_TITLES, ActionRequest, ActionResult
 
@@ -61,6 +62,8 @@ def parse_argument(argument: Any) -> CommandArgument:
         return msgspec.convert(argument, type=CommandArgument)
     except msgspec.ValidationError as exc:
         raise DocumentError(f'bad command argument (expected {{"uri", "symbol", "version"}}): {exc}') from None
+    except UnicodeEncodeError:  # msgspec encodes strings: a lone surrogate (valid in JSON's \u escapes) fails
+        raise DocumentError("bad command argument: a string in it is not valid Unicode (lone surrogate)") from None
 
 
 async def run_action(ls: CraLanguageServer, action: str, argument: Any) -> CommandOutcome:
@@ -93,7 +96,7 @@ async def run_action(ls: CraLanguageServer, action: str, argument: Any) -> Comma
     trusted, settings = ls.trust.trusted, ls.settings
 
     def work(token: Any) -> ActionResult:
-        return ls.runner.run(request, trusted=trusted, settings=settings, progress=progress.report, cancel=token)
+        return ls.runner.run(request, trusted=trusted, settings=settings, progress=progress, cancel=token)
 
     ls.docgen.cancel_all()  # background doc generation yields to what the user asked for
     job = ls.jobs.start(work)
@@ -145,6 +148,19 @@ async def _update_diagnostics(ls: CraLanguageServer, uri: str, result: ActionRes
     return await publish_diagnostics(ls, uri, force=True)
 
 
+def trust_arguments_problem(args: tuple[Any, ...]) -> str | None:
+    """Why `cra.trust`'s arguments are not what clients send (none, or the usual argument object), else None."""
+    if not args:
+        return None
+    if len(args) > 1:
+        return f'takes no argument or one {{"uri", "symbol", "version"}} object, got {len(args)} arguments'
+    try:
+        parse_argument(args[0])
+    except DocumentError as exc:
+        return str(exc)
+    return None
+
+
 def _register_action(server: CraLanguageServer, action: str, command: str) -> None:
     async def handler(ls: CraLanguageServer, *arguments: Any) -> dict[str, Any]:
         if len(arguments) != 1:
@@ -166,6 +182,9 @@ def register(server: CraLanguageServer) -> None:
 
     @server.command(cra_actions.TRUST_COMMAND)
     def trust(ls: CraLanguageServer, *args: Any) -> dict[str, Any]:
+        problem = trust_arguments_problem(args)
+        if problem is not None:  # garbage never grants trust
+            raise JsonRpcInvalidParams(f"cra.trust: {problem}")
         ls.trust.grant()
         ls.show(ls.trust.describe())
         return {"ok": True, "trusted": True}

@@ -228,6 +228,19 @@ def insert_doc_action(ls: CraLanguageServer, uri: str, version: int | None, site
                             command=types.Command(title=title, command=INSERT_DOC_COMMAND, arguments=[argument]))
 
 
+def check_insert_target(ls: CraLanguageServer, uri: str) -> None:
+    """Raise `DocumentError` unless cra may edit `uri`: a file inside the workspace (symlinks resolved), or, when
+    the editor opened no folder, a document open in it. An argument can name any path; the edit must not."""
+    path = uri_to_path(uri)
+    if ls.workspace_roots():
+        if not ls.inside_workspace(path):
+            raise DocumentError(f"cra.insertDoc refuses to edit {path}: it is outside the workspace "
+                                f"({', '.join(ls.workspace_roots())}), symlinks resolved")
+    elif not ls.documents.is_open(uri):
+        raise DocumentError(f"cra.insertDoc refuses to edit {path}: there is no workspace folder and the file is "
+                            "not open in the editor")
+
+
 async def insert_doc(ls: CraLanguageServer, argument: Any) -> dict[str, Any]:
     """Insert a generated doc comment above a function (the "Insert generated doc comment" code action).
     Without a "doc" string the cached one for the function's current text is used."""
@@ -235,6 +248,7 @@ async def insert_doc(ls: CraLanguageServer, argument: Any) -> dict[str, Any]:
         if not isinstance(argument, dict):
             raise DocumentError('cra.insertDoc takes one argument {"uri", "symbol", "version", "doc"}')
         arg = parse_argument({k: v for k, v in argument.items() if k not in ("doc", "taskId")})
+        check_insert_target(ls, arg.uri)
         version, _, sites = await ls.documents.sites(arg.uri)
         site = find_function(sites, arg.symbol or "")
         if site is None:

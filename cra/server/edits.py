@@ -8,6 +8,7 @@ ran, the edits are moved onto the target symbol's new location if the symbol's t
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,11 +180,20 @@ async def apply_edit(ls: CraLanguageServer, edit: types.WorkspaceEdit, label: st
 async def apply_result(ls: CraLanguageServer, result: ActionResult, *, uri: str, path: str, job_text: str,
                        job_version: int | None) -> tuple[bool, str | None]:
     """Send an action's result to the editor: (applied, why not when it was refused or not sent)."""
+    from .documents import DocumentError, read_source_file
+
     document = ls.workspace.get_text_document(uri)
     root = ls.workspace_root(path)
     try:
+        if ls.documents.is_open(uri):
+            current_text = document.source
+        else:  # not `document.source`: pygls would read whatever the path now is on the event loop
+            try:
+                current_text = await asyncio.to_thread(read_source_file, path, ls.settings.max_document_bytes)
+            except DocumentError as exc:
+                raise EditRefused(f"cannot check the target file before editing it: {exc}") from None
         edit = workspace_edit(result, uri=uri, target_path=path, job_text=job_text, job_version=job_version,
-                              current_text=document.source, current_version=document.version)
+                              current_text=current_text, current_version=document.version)
     except EditRefused as exc:
         ls.show(str(exc), types.MessageType.Warning)
         ls.runner.set_edit_status(root, result.task_id, "rejected", f"not sent to the editor: {exc}")

@@ -62,9 +62,16 @@ def _warm_results() -> list[Any]:
                 range=span, message="m", severity=types.DiagnosticSeverity.Warning, source="cra", code="c")])]
 
 
+# The messages an editor sends right after `initialized` (the converter's functions for them are built first).
+_OPENING = frozenset({types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_CODE_ACTION})
+
+
 def _prepare_protocol(ls: CraLanguageServer) -> None:
+    messages, results = _warm_messages(), _warm_results()
     try:
-        pygls_compat.warm_converter(ls, _warm_messages(), _warm_results())
+        # What the first code action needs (didOpen, the request, its list of actions), then the rest.
+        pygls_compat.warm_converter(ls, [m for m in messages if m["method"] in _OPENING], results[:1])
+        pygls_compat.warm_converter(ls, [m for m in messages if m["method"] not in _OPENING], results[1:])
     except Exception as exc:  # only an optimisation: the first real message builds what is missing
         logger.warning("could not prepare the message converter: %s", exc)
 

@@ -7,7 +7,6 @@ and are registered by `cra.server.app.create_server`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +41,7 @@ class CraLanguageServer(LanguageServer):
 
     def __init__(self, runner: PipelineRunner | None = None) -> None:
         super().__init__(SERVER_NAME, SERVER_VERSION)
+        pygls_compat.install_fast_incremental_changes()  # keystrokes in a 20 MB document stay cheap
         self.runner = runner or PipelineRunner()
         self.jobs = JobRunner(max_workers=1)  # the actions the user asked for, one at a time
         self.diagnostics = DiagnosticsBook()
@@ -77,6 +77,9 @@ class CraLanguageServer(LanguageServer):
         except SettingsError as exc:
             self.show(str(exc), types.MessageType.Error)
             return
+        except UnicodeEncodeError:  # msgspec refuses a lone surrogate (JSON allows it as a \u escape)
+            self.show("invalid cra setting: a string in the settings is not valid Unicode", types.MessageType.Error)
+            return
         self.trust.apply_setting(self.settings.trust)
         root = self.root_path()
         if root and self.runner.known_workspace(root) is not None:
@@ -95,12 +98,6 @@ class CraLanguageServer(LanguageServer):
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"cra: {message}"))
 
-    def report_server_error(self, error: Exception, source: Any) -> None:
-        """Malformed input from the client: answer with a JSON-RPC parse error and keep serving."""
-        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
-            pygls_compat.send_parse_error(self, error)
-        super().report_server_error(error, source)
-
     # -- workspace -------------------------------------------------------------------------------------------
     def root_path(self) -> str | None:
         """The editor's workspace root; None before `initialize` or without one."""
@@ -108,6 +105,31 @@ class CraLanguageServer(LanguageServer):
             return self.workspace.root_path
         except RuntimeError:  # pygls: "the workspace is not available" before initialize
             return None
+
+    def workspace_roots(self) -> list[str]:
+        """The editor's workspace root and folders, as file-system paths (empty before `initialize`)."""
+        from .documents import DocumentError, uri_to_path
+
+        roots = [self.root_path()]
+        try:
+            folders = list(self.workspace.folders.values())
+        except RuntimeError:  # before initialize
+            folders = []
+        for folder in folders:
+            try:
+                roots.append(uri_to_path(folder.uri))
+            except DocumentError:  # a folder that is not on disk holds no file cra edits
+                continue
+        return [root for root in roots if root]
+
+    def inside_workspace(self, path: str) -> bool:
+        """Whether `path`, symlinks resolved, lies inside one of the workspace's roots (also resolved)."""
+        target = os.path.realpath(path)
+        for root in self.workspace_roots():
+            real_root = os.path.realpath(root)
+            if target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep):
+                return True
+        return False
 
     def workspace_root(self, path: str) -> str:
         root = self.root_path()

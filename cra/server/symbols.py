@@ -14,7 +14,7 @@ import msgspec
 if TYPE_CHECKING:
     from cra.pipeline.context import FileIndex
 
-# The C parser (tree-sitter, numpy) is imported on first use: the server answers `initialize` before loading it.
+# The C parser (tree-sitter) is imported on first use: the server answers `initialize` before loading it.
 DEFINITION = "function"
 PROTOTYPE = "prototype"
 
@@ -58,9 +58,9 @@ def sites_of(index: FileIndex) -> list[FunctionSite]:
 
 def functions_in(source: bytes, path: str = "document.c") -> list[FunctionSite]:
     """Every top-level function definition and prototype in C source bytes, in file order."""
-    from cra.pipeline.context import parse_source
+    from cra.pipeline.context.cparse import parse_definitions  # no reference pass: tree-sitter only, no numpy
 
-    return sites_of(parse_source(path, source))
+    return sites_of(parse_definitions(path, source))
 
 
 def function_at(sites: list[FunctionSite], line: int) -> FunctionSite | None:

@@ -11,6 +11,7 @@ debugging the server in a terminal while an editor connects to it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -66,19 +67,35 @@ def serve_stdio(server: LanguageServer) -> None:
     event loop meanwhile would vanish and the editor would wait forever. Anything a library prints to stdout would
     corrupt the JSON-RPC stream too. So the protocol gets its own descriptors and fd 1 becomes a copy of stderr.
     """
+    from .wire import serve
+
     protocol_in = os.fdopen(os.dup(0), "rb")
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    server.start_io(protocol_in, protocol_out)
+    serve(server, protocol_in, protocol_out)
 
 
 def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     """Listen on host:port and serve the first client until it exits (stdout is not part of the protocol)."""
+    import socket
+
+    from .wire import serve
+
     print(f"cra: language server listening on {host}:{port} (TCP)", file=sys.stderr, flush=True)
     try:
-        server.start_tcp(host, port)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family) as listener:
+            connection, _ = listener.accept()
     except OSError as exc:  # address in use, unknown host, no permission
         print(f"cra: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    try:
+        serve(server, connection.makefile("rb"), connection.makefile("wb"))
+    finally:
+        # Not closing the read file: the reader thread may be blocked in it, holding its lock; shutting the socket
+        # down wakes that thread instead.
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+        connection.close()
     return 0

@@ -62,7 +62,7 @@ def test_a_verdict_the_server_states_is_shown_once_and_tokens_per_second_when_re
     assert shown.splitlines() == [
         "cra implement: implement (35%, 1.0 s, 41.2 tok/s)",
         "cra implement: attempt 1: failed: expected ';'",
-        "cra implement: adjust: attempt 1 failed: expected ';' (85%, 2.0 s)",
+        "cra implement: adjust (85%, 2.0 s)",  # the verdict is its own line, not repeated in the stage's
         "cra implement: implement (85%, 3.0 s)",
         "cra implement: attempt 2: failed",
         "cra implement: failed (4.0 s)",

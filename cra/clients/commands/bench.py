@@ -16,6 +16,7 @@ BENCHMARKS = {
     "quality": "cra.bench.quality",
     "lsp": "cra.bench.lsp",
     "startup": "cra.bench.startup",
+    "robustness": "cra.bench.robustness",
 }
 
 

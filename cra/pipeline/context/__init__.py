@@ -1,19 +1,64 @@
-"""Context for C: tree-sitter-c index, retrieval tiers, scope judgment, precision cascade, token-budget packing."""
+"""Context for C: tree-sitter-c index, retrieval tiers, scope judgment, precision cascade, token-budget packing.
 
-from cra.pipeline.context.assemble import ContextPack, assemble
-from cra.pipeline.context.cparse import parse_source
-from cra.pipeline.context.index import WorkspaceIndex
-from cra.pipeline.context.judge import Judge, JudgeError, engine_judge
-from cra.pipeline.context.packing import ContextItem, estimate_tokens
-from cra.pipeline.context.symbols import (
-    ContextError,
-    FileIndex,
-    Include,
-    IndexStats,
-    Reference,
-    SkippedFile,
-    Symbol,
-)
+Importing the package loads nothing: each name is imported from its submodule on first use (PEP 562), so that a
+caller that needs only the parser (`parse_source`: tree-sitter) does not pay for the index, retrieval and the
+stages, and the language server can answer its first requests while they load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cra.pipeline.context.assemble import ContextPack, assemble
+    from cra.pipeline.context.cparse import parse_source
+    from cra.pipeline.context.index import WorkspaceIndex
+    from cra.pipeline.context.judge import Judge, JudgeError, engine_judge
+    from cra.pipeline.context.packing import ContextItem, estimate_tokens
+    from cra.pipeline.context.symbols import (
+        ContextError,
+        FileIndex,
+        Include,
+        IndexStats,
+        Reference,
+        SkippedFile,
+        Symbol,
+    )
+
+# name → submodule it is imported from on first access
+_LAZY = {
+    "ContextPack": ".assemble",
+    "assemble": ".assemble",
+    "parse_source": ".cparse",
+    "WorkspaceIndex": ".index",
+    "Judge": ".judge",
+    "JudgeError": ".judge",
+    "engine_judge": ".judge",
+    "ContextItem": ".packing",
+    "estimate_tokens": ".packing",
+    "ContextError": ".symbols",
+    "FileIndex": ".symbols",
+    "Include": ".symbols",
+    "IndexStats": ".symbols",
+    "Reference": ".symbols",
+    "SkippedFile": ".symbols",
+    "Symbol": ".symbols",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ContextError",

@@ -9,13 +9,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import numpy as np
 import tree_sitter
 import tree_sitter_c
 
 from cra.pipeline.context import symbols as k
 from cra.pipeline.context.symbols import FileIndex, Include, References, Symbol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the reference pass only (`_references`): `parse_definitions`, all the language server needs
+# for its code actions, runs on tree-sitter alone and does not wait for numpy's import.
 
 LANGUAGE = tree_sitter.Language(tree_sitter_c.language())
 
@@ -128,6 +134,17 @@ def extract(path: str, data: bytes, tree: tree_sitter.Tree, masked: bytes | None
     builder = _Builder(path, data, masked if masked is not None else data)
     builder.walk(tree.root_node.children)
     return builder.finish(tree.root_node)
+
+
+def parse_definitions(path: str, data: bytes) -> FileIndex:
+    """The definitions, prototypes and includes of `data`, as `parse_source` finds them, without the reference
+    pass: `references` and `error_lines` are left empty. For callers that only ask which function is where."""
+    masked = mask_declaration_macros(data)
+    builder = _Builder(path, data, masked)
+    builder.walk(parser().parse(masked).root_node.children)
+    builder.symbols.sort(key=lambda s: (s.start_byte, s.name_byte))
+    return FileIndex(path=path, sha256=sha256(data), size=len(data), symbols=builder.symbols,
+                     references=References(), includes=builder.includes, error_lines=[])
 
 
 def _text(data: bytes, start: int, end: int) -> str:
@@ -467,8 +484,7 @@ class _Builder:
 
 # Where a reference comes from (0-3), and its kind as an index into k.REF_KINDS.
 _IDENT_SOURCE, _MACRO_SOURCE, _TYPE_SOURCE = 1, 2, 3
-_SOURCE_KINDS = np.array([k.REF_KINDS.index(kind) for kind in (k.REF_CALL, k.REF_IDENT, k.REF_IDENT, k.REF_TYPE)],
-                         dtype=np.uint8)
+_SOURCE_KINDS = [k.REF_KINDS.index(kind) for kind in (k.REF_CALL, k.REF_IDENT, k.REF_IDENT, k.REF_TYPE)]
 
 
 def _starts_ends(nodes: list[tree_sitter.Node]) -> tuple[list[int], list[int]]:
@@ -477,6 +493,8 @@ def _starts_ends(nodes: list[tree_sitter.Node]) -> tuple[list[int], list[int]]:
 
 def _at_any(starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """For sorted `starts`: which equal one of the sorted, distinct `values` (a search per value, not per start)."""
+    import numpy as np
+
     first = np.searchsorted(starts, values, "left")
     after = np.searchsorted(starts, values, "right")
     depth = np.bincount(first, minlength=len(starts) + 1) - np.bincount(after, minlength=len(starts) + 1)
@@ -493,6 +511,8 @@ def _references(
 ) -> References:
     """References from the query captures, computed as whole arrays (a large file has ~10^5): no Python object
     per reference."""
+    import numpy as np
+
     end = len(data) if hi is None else hi
     call_s, call_e = _starts_ends(found.get("call", []))
     ident_s, ident_e = _starts_ends(found.get("ident", []))
@@ -521,7 +541,7 @@ def _references(
     if len(skip) and count:
         keep = ~(_at_any(starts, skip) & ((sources == _IDENT_SOURCE) | (sources == _TYPE_SOURCE)))
         starts, ends, sources = starts[keep], ends[keep], sources[keep]
-    kinds = _SOURCE_KINDS[sources]
+    kinds = np.array(_SOURCE_KINDS, dtype=np.uint8)[sources]
     names, offsets = _names(data, starts, ends)
     rows, columns = _rows_columns(data, starts, lo, end)
     owners, owner_names = _owners(spans, starts)
@@ -530,6 +550,8 @@ def _references(
 
 def _names(data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[str, np.ndarray]:
     """The text of each [start, end) byte range, each followed by "\n", in one string; and where each begins."""
+    import numpy as np
+
     lengths = ends - starts + 1
     offsets = np.cumsum(lengths) - lengths
     total = int(lengths.sum())
@@ -548,6 +570,8 @@ def _names(data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[str, np.n
 
 def _rows_columns(data: bytes, starts: np.ndarray, lo: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """0-based line and byte column of each offset in `starts` (sorted, all in [lo, end))."""
+    import numpy as np
+
     base = data.rfind(b"\n", 0, lo) + 1 if lo else 0
     first_row = data.count(b"\n", 0, base) if base else 0
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=end - base, offset=base) == 10) + base
@@ -560,6 +584,8 @@ def _owners(spans: list[tuple[int, int, str]], starts: np.ndarray) -> tuple[np.n
     """The definition span around each offset, as an index into the span names (-1: none): the first span (by
     start) ending after it, when it has begun there; spans of broken code may nest, which this rule resolves
     like a forward merge would."""
+    import numpy as np
+
     if not spans:
         return np.full(len(starts), -1, dtype=np.int32), []
     span_starts = np.array([s[0] for s in spans], dtype=np.int64)

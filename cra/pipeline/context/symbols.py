@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import msgspec
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the methods that read the reference columns: a caller that only needs the symbols (the
+# language server's code actions) does not wait for its import.
 
 # Symbol kinds produced by the C indexer.
 FUNCTION = "function"
@@ -91,6 +96,8 @@ class References(msgspec.Struct, dict=True):
         owner_names: list[str],
     ) -> References:
         """From arrays; `owners` index `owner_names` (-1: none) in any order and are renumbered canonically."""
+        import numpy as np
+
         owners, owner_names = _canonical_owners(np.asarray(owners, dtype=np.int32), owner_names)
         return cls(
             names,
@@ -108,9 +115,13 @@ class References(msgspec.Struct, dict=True):
 
     def column(self, name: str) -> np.ndarray:
         """A numeric column ("offsets", "lines", "columns", "starts", "owners") as a read-only int32 array."""
+        import numpy as np
+
         return np.frombuffer(getattr(self, name), dtype=np.int32)
 
     def kind_codes(self) -> np.ndarray:
+        import numpy as np
+
         return np.frombuffer(self.kinds, dtype=np.uint8)
 
     def name_list(self, lo: int = 0, hi: int | None = None) -> list[str]:
@@ -129,11 +140,15 @@ class References(msgspec.Struct, dict=True):
 
     def between(self, start_byte: int, end_byte: int) -> list[Reference]:
         """References starting in [start_byte, end_byte)."""
+        import numpy as np
+
         starts = self.column("starts")
         lo, hi = np.searchsorted(starts, [start_byte, end_byte]).tolist()
         return self._build(lo, hi)
 
     def _build(self, lo: int, hi: int) -> list[Reference]:
+        import numpy as np
+
         if lo >= hi:
             return []
         kinds = np.array(REF_KINDS, dtype=object)[self.kind_codes()[lo:hi]].tolist()
@@ -169,6 +184,8 @@ class References(msgspec.Struct, dict=True):
 
 def _canonical_owners(owners: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
     """Owner indices renumbered by first use, with the table trimmed to the names used."""
+    import numpy as np
+
     used = owners[owners >= 0]
     if not len(used):
         return np.full(len(owners), -1, dtype=np.int32), []

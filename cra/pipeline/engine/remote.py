@@ -39,6 +39,7 @@ from .errors import (
     Timeout,
 )
 from .grammar import gbnf_for, structured_result
+from .meter import decoded_token
 from .types import AdapterSpec, CallStats, Decision, FinishReason, Generation, GenParams, Message, ModelSpec
 
 T = TypeVar("T")
@@ -347,6 +348,7 @@ class RemoteEngine:
                         pieces.append(text)
                         if not usage:
                             stats.tokens_out += 1  # llama.cpp servers send one chunk per token
+                        decoded_token()  # the decoding speed, for whoever shows progress (meter.py)
                         if on_text is not None:
                             on_text(text)
                     reason = choice.get("finish_reason")

@@ -37,6 +37,7 @@ from .errors import (
     Timeout,
 )
 from .ggufcheck import GGUFInfo, check_adapter_fits
+from .meter import decoded_token
 from .prefix import AdapterKey, KVState, adapter_key, common_prefix_len
 from .sampling import TokenSampler
 from .types import (
@@ -315,6 +316,7 @@ class ModelSession:
                         finish = "stop"
                         break
                     stats.tokens_out += 1
+                    decoded_token()  # the decoding speed, for whoever shows progress (meter.py)
                     if stream.feed(self.piece(token)):
                         finish = "stop"
                         break

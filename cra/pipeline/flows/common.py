@@ -16,8 +16,8 @@ from cra.pipeline.context.assemble import assemble  # the function, never the su
 from cra.pipeline.context.symbols import FUNCTION, Symbol
 from cra.pipeline.engine import Timeout
 from cra.pipeline.flows.base import ActionFailed, Task
-from cra.pipeline.sandbox.flags import restrict_untrusted
 from cra.pipeline.sandbox import ChangeCheck, CheckOptions, Limits, condense
+from cra.pipeline.sandbox.flags import restrict_untrusted
 from cra.pipeline.stages.task_analysis import TaskQuery
 
 C_SUFFIXES = (".c", ".h")

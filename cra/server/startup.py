@@ -1,0 +1,163 @@
+"""What makes the language server's start fast: `fast_imports()` wraps the imports it needs before it can answer.
+
+Two things, each measured on a 2-core machine (CPU time of `import cra.server.app`, ~700 ms without either):
+
+* The garbage collector is paused during the imports and what they created is then frozen (`gc.freeze`): the
+  imports allocate hundreds of thousands of objects and trigger full collections that find nothing to free.
+* The compiled methods attrs generates for the LSP types are kept on disk (`cached_attrs_code`).
+
+Why the second: pygls cannot answer `initialize` before `lsprotocol.types` is imported, and that import builds
+~550 classes with attrs, which writes each class's `__init__`, `__repr__`, `__eq__`, ... as Python source and
+compiles it. The compile step is about half of that import (~170 of ~360 ms), and its input is the same on every
+start. So, inside `cached_attrs_code`, attrs' compile step looks the code object up in a file first (by the exact
+source text and file name) and compiles only what is missing; the new ones are saved for the next start.
+
+Only the compile step is replaced (`attr._make._compile_and_eval`, an attrs internal): attrs evaluates the code,
+registers its linecache entry and builds the classes as always, and a code object from the cache is what compiling
+the same source under the same name gives (marshal is the format of .pyc files). The cache file is per interpreter
+(`sys.implementation.cache_tag`) and private to the user (mode 0600, in their cache folder), like the .pyc files of
+their own installs; it carries a digest of its content, and an unreadable, foreign or damaged file is ignored and
+replaced. When attrs no longer has the expected internal nothing is patched (the server only starts slower).
+Guarded by tests/server/test_startup_latency.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import inspect
+import logging
+import marshal
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Bumped when the file's layout changes.
+FORMAT = 2
+# Fewer new ones than this are not saved: a class hashing a string (its hash seed differs per process) compiles anew
+# on every start, and rewriting the whole file for it each time is wasted work.
+SAVE_THRESHOLD = 8
+_EXPECTED_PARAMETERS = ["script", "globs", "locs", "filename"]
+_DIGEST_BYTES = 32  # the file: sha256 of the payload, then the payload (a marshalled dict: key -> code object)
+
+
+def cache_path() -> Path:
+    """`$XDG_CACHE_HOME/cra/lsp-startup/attrs-code-<interpreter>.marshal` (default ~/.cache). Code objects depend on
+    the interpreter only: a new attrs or lsprotocol writes other source, which gets other keys."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cra" / "lsp-startup"
+    return base / f"attrs-code-{sys.implementation.cache_tag}-v{FORMAT}.marshal"
+
+
+def _key(script: str, filename: str) -> str:
+    return hashlib.sha1(f"{filename}\0{script}".encode(errors="surrogatepass")).hexdigest()
+
+
+def _load(path: Path) -> dict[str, CodeType]:
+    """The cached code objects; {} when the file is missing, foreign or damaged. Its payload is checked against
+    the digest written before it: the code objects are run, so a damaged one must never reach `eval`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        logger.info("ignoring the attrs code cache %s: %s", path, exc)
+        return {}
+    digest, payload = data[:_DIGEST_BYTES], data[_DIGEST_BYTES:]
+    if len(digest) < _DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
+        logger.info("ignoring the attrs code cache %s: not a cra cache file or damaged", path)
+        return {}
+    try:
+        loaded = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError) as exc:
+        logger.info("ignoring the attrs code cache %s: %s", path, exc)
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, CodeType)}
+
+
+def _save(path: Path, codes: dict[str, CodeType]) -> None:
+    """Write atomically: servers starting at the same time each write a whole file, the last one wins."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            payload = marshal.dumps(codes)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:  # a read-only home: the next start compiles again
+        logger.info("cannot save the attrs code cache %s: %s", path, exc)
+
+
+def _attrs_make() -> Any | None:
+    """attrs' `_make` module when it has the compile step this cache replaces, else None."""
+    try:
+        import attr._make as make
+    except ImportError:
+        return None
+    original = getattr(make, "_compile_and_eval", None)
+    if original is None or list(inspect.signature(original).parameters) != _EXPECTED_PARAMETERS:
+        return None
+    return make
+
+
+@contextlib.contextmanager
+def cached_attrs_code(path: Path | None = None) -> Iterator[dict[str, int]]:
+    """While inside, attrs classes get their generated methods from the cache at `path` (default `cache_path()`);
+    on leaving, newly compiled ones are added to it. Yields counters: {"hits": n, "compiled": n}."""
+    counts = {"hits": 0, "compiled": 0}
+    make = _attrs_make()
+    if make is None:
+        yield counts
+        return
+    path = path or cache_path()
+    codes = _load(path)
+    used: dict[str, CodeType] = {}  # what this start needed: saved, so entries of old versions drop out
+    original = make._compile_and_eval
+
+    def compile_and_eval(script: str, globs: dict[str, Any] | None, locs: Any = None, filename: str = "") -> None:
+        key = _key(script, filename)
+        code = codes.get(key)
+        if code is None:
+            code = compile(script, filename, "exec")
+            counts["compiled"] += 1
+        else:
+            counts["hits"] += 1
+        used[key] = code
+        eval(code, globs, locs)
+
+    make._compile_and_eval = compile_and_eval
+    try:
+        yield counts
+    finally:
+        make._compile_and_eval = original
+        if counts["compiled"] >= SAVE_THRESHOLD:
+            _save(path, used)
+
+
+@contextlib.contextmanager
+def fast_imports(path: Path | None = None) -> Iterator[dict[str, int]]:
+    """Import the server's modules inside this: no garbage collection meanwhile, attrs' methods from the cache.
+    Whatever was allocated is frozen afterwards, so later collections do not walk the imported modules again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with cached_attrs_code(path) as counts:
+            yield counts
+    finally:
+        if was_enabled:
+            gc.freeze()
+            gc.enable()

@@ -1,0 +1,229 @@
+"""A fast start and an instant first code action: the attrs code cache behind the LSP types' import
+(`cra.server.startup`), a parse for code actions that needs neither numpy nor the index, and code actions that
+answer from a scan of the text (`cra.server.quickscan`) while the C parser is not ready instead of waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsp_support import LINE_IN_ADD, LINE_IN_CLAMP, REPO_ROOT, SERVER_ENV, STUB_SOURCE, install_client_handlers
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from cra.bench.lsp import SOURCE as BENCH_SOURCE
+from cra.clients.lsp_types import install_code_action_hook
+from cra.server import startup
+from cra.server.quickscan import scan_functions
+from cra.server.symbols import functions_in
+
+pytestmark = pytest.mark.timeout(120)
+
+# Imports the server's modules as `cra lsp` does, then builds LSP values with the classes attrs made.
+IMPORT = """
+import json, sys
+from cra.server.startup import fast_imports
+with fast_imports() as counts:
+    from cra.server.app import create_server
+from lsprotocol import types
+from cra.server.lifecycle import _warm_messages
+server = create_server()
+action = types.CodeAction(title="t", kind="refactor", command=types.Command(title="t", command="cra.implement"))
+back = server.protocol._converter.structure(server.protocol._converter.unstructure(action), types.CodeAction)
+for message in _warm_messages():
+    server.protocol.structure_message(message)
+print(json.dumps({**counts, "equal": back == action, "repr": repr(action),
+                  "numpy": "numpy" in sys.modules}))
+"""
+
+
+def import_server(cache_home: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+                          env={**SERVER_ENV, "XDG_CACHE_HOME": str(cache_home)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_attrs_internal_the_cache_replaces_is_there() -> None:
+    # When attrs changes it, the server still starts, only slower: this says so instead of hiding it.
+    assert startup._attrs_make() is not None
+
+
+def test_the_second_start_takes_the_lsp_types_methods_from_the_cache(tmp_path: Path) -> None:
+    first = import_server(tmp_path)
+    assert first["hits"] == 0 and first["compiled"] > 500  # every LSP type
+    cache = tmp_path / "cra" / "lsp-startup"
+    [path] = cache.iterdir()
+    assert path.name.startswith(f"attrs-code-{sys.implementation.cache_tag}")
+    second = import_server(tmp_path)
+    assert second["hits"] >= first["compiled"] - startup.SAVE_THRESHOLD
+    assert second["compiled"] < startup.SAVE_THRESHOLD  # nothing new: the file is not rewritten
+    for run in (first, second):  # the classes behave the same either way
+        assert run["equal"] is True and run["numpy"] is False
+    assert second["repr"] == first["repr"]
+
+
+def test_a_corrupt_cache_is_ignored_and_replaced(tmp_path: Path) -> None:
+    path = startup.cache_path().name
+    folder = tmp_path / "cra" / "lsp-startup"
+    folder.mkdir(parents=True)
+    (folder / path).write_bytes(b"\x00not marshal data")
+    run = import_server(tmp_path)
+    assert run["hits"] == 0 and run["compiled"] > 500 and run["equal"] is True
+    assert import_server(tmp_path)["compiled"] < startup.SAVE_THRESHOLD
+    # One flipped byte in a code object: the digest no longer matches, nothing of the file is run.
+    data = bytearray((folder / path).read_bytes())
+    data[len(data) // 2] ^= 0x40
+    (folder / path).write_bytes(bytes(data))
+    again = import_server(tmp_path)
+    assert again["hits"] == 0 and again["equal"] is True
+
+
+def test_the_cache_leaves_attrs_as_it_was(tmp_path: Path) -> None:
+    import attr._make
+
+    original = attr._make._compile_and_eval
+    with startup.cached_attrs_code(tmp_path / "codes.marshal") as counts:
+        assert attr._make._compile_and_eval is not original
+    assert attr._make._compile_and_eval is original
+    assert counts == {"hits": 0, "compiled": 0}
+    assert not (tmp_path / "codes.marshal").exists()  # nothing compiled, nothing written
+
+
+def test_finding_the_functions_of_a_document_needs_no_numpy_and_no_index() -> None:
+    code = ("import sys; from cra.server.symbols import functions_in; "
+            "sites = functions_in(open('examples/ringbuf/ringbuf.c', 'rb').read()); "
+            "print(len(sites), [m for m in ('numpy', 'cra.pipeline.context.index', 'cra.pipeline.context.assemble') "
+            "if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=SERVER_ENV,
+                          cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    count, loaded = done.stdout.split(" ", 1)
+    assert int(count) > 3 and loaded.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["ringbuf.c", "ringbuf.h", "test_ringbuf.c"])
+def test_the_parse_without_references_finds_the_same_symbols(name: str) -> None:
+    from cra.pipeline.context.cparse import parse_definitions, parse_source
+
+    data = (REPO_ROOT / "examples" / "ringbuf" / name).read_bytes()
+    full, definitions = parse_source(name, data), parse_definitions(name, data)
+    assert definitions.symbols == full.symbols and definitions.includes == full.includes
+    assert len(full.references) > 0 and len(definitions.references) == 0
+
+
+def _shape(sites: list) -> list[tuple]:
+    return [(s.name, s.kind, s.start_line, s.end_line, s.is_stub, s.is_static) for s in sites]
+
+
+@pytest.mark.parametrize("name", ["stub", "bench", "ringbuf.c", "ringbuf.h", "test_ringbuf.c", "tricky"])
+def test_the_scan_finds_what_the_parser_finds(name: str) -> None:
+    tricky = """#ifdef __cplusplus
+extern "C" {
+#endif
+/* int commented(void) { return 1; } */
+static const char *greeting(void) { return "}{;"; }
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+struct pair { int a; int b; };
+typedef int (*callback)(int);
+int apply(callback f,
+          int x)
+{
+    if (x) { return f(x); }
+    return 0;
+}
+void todo(int x) { (void)x; /* TODO */ }
+int later(int);
+#ifdef __cplusplus
+}
+#endif
+"""
+    sources = {"stub": STUB_SOURCE, "bench": BENCH_SOURCE, "tricky": tricky}
+    text = sources.get(name) or (REPO_ROOT / "examples" / "ringbuf" / name).read_text()
+    expected = _shape(functions_in(text.encode()))
+    assert expected, "the source has functions"
+    assert _shape(scan_functions(text)) == expected
+
+
+# A server whose document parses wait for `test/release` (as if the C parser took very long to load).
+BLOCKED_PARSE = """
+import threading
+from cra.server import documents
+from cra.server.app import create_server, start_stdio
+
+release = threading.Event()
+parse = documents.functions_in
+
+def slow_functions_in(data, path="document.c"):
+    release.wait(30)
+    return parse(data, path)
+
+documents.functions_in = slow_functions_in
+server = create_server()
+
+@server.feature("test/release")
+def release_it(ls, params):
+    release.set()
+    return True
+
+start_stdio(server)
+"""
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-c", BLOCKED_PARSE],
+                                              server_env=SERVER_ENV))
+async def client(lsp_client: LanguageClient, c_workspace: Path):
+    install_code_action_hook(lsp_client.protocol._converter)
+    install_client_handlers(lsp_client)
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), root_uri=c_workspace.as_uri()))
+    yield
+    await lsp_client.protocol.send_request_async("test/release", {})
+    await lsp_client.shutdown_session()
+
+
+async def titles(client: LanguageClient, uri: str, line: int) -> list[str]:
+    position = types.Position(line=line, character=0)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=position, end=position),
+        context=types.CodeActionContext(diagnostics=[])))
+    return [action.title for action in actions or []]
+
+
+async def test_code_actions_answer_from_the_scan_while_the_parser_is_not_ready(client: LanguageClient,
+                                                                              c_workspace: Path) -> None:
+    uri = (c_workspace / "math.c").as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="c", version=1, text=STUB_SOURCE)))
+    # The parse is blocked: the answers come from the scan, with the function under the cursor and its stub-ness.
+    started = time.monotonic()
+    scanned = await titles(client, uri, LINE_IN_CLAMP)
+    assert time.monotonic() - started < 10  # the blocked parse would hold it 30 s
+    assert scanned[:2] == ["cra: Implement function `clamp`", "cra: Document function `clamp`"]
+    assert (await titles(client, uri, LINE_IN_ADD))[0] == "cra: Generate tests for function `add`"
+    await client.protocol.send_request_async("test/release", {})
+    # Once the parser has answered, the same questions get the same answers from it.
+    assert await titles(client, uri, LINE_IN_CLAMP) == scanned
+
+
+async def test_a_document_too_long_to_scan_on_the_event_loop_waits_for_its_parse(client: LanguageClient,
+                                                                                  c_workspace: Path) -> None:
+    from cra.server.quickscan import SCAN_LIMIT_CHARS
+
+    filler = "".join(f"int filler_{i}(int x) {{\n    return x + {i};\n}}\n" for i in range(SCAN_LIMIT_CHARS // 30))
+    text = STUB_SOURCE + filler
+    assert SCAN_LIMIT_CHARS < len(text) < 1_000_000
+    uri = (c_workspace / "long.c").as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="c", version=1, text=text)))
+    answer = asyncio.ensure_future(titles(client, uri, LINE_IN_CLAMP))
+    await asyncio.sleep(1.0)
+    assert not answer.done()  # no scan: it waits for the (blocked) parse
+    await client.protocol.send_request_async("test/release", {})
+    assert (await asyncio.wait_for(answer, 30))[0] == "cra: Implement function `clamp`"
