@@ -107,7 +107,8 @@ def _baseline(index, function, blanked: bytes, budget: int, count) -> tuple[set[
 
 
 def main(args: argparse.Namespace) -> int:
-    from cra.pipeline.context import WorkspaceIndex, assemble, estimate_tokens
+    from cra.pipeline.context import WorkspaceIndex, estimate_tokens
+    from cra.pipeline.context.assemble import assemble
 
     root = corpus_dir(args.path, args.cache_dir)
     index = WorkspaceIndex.build(root)

@@ -8,6 +8,9 @@ sandbox, never by a model. Each task also runs a naive baseline on the same mode
 to the context window) and "implement X" / "write tests for X" in one generate call, its code block used as is.
 Per task and in total: pass rate, compile rate, seconds, tokens in/out/cached, per stage from the call log.
 `--ab A.toml B.toml` (or a preset) runs the same tasks under two configs and reports both and B − A.
+`--suite repos` runs real C libraries as found instead (cra.bench.repos.run): `cra run implement` as a user types
+it, untrusted and trusted, the naive prompt, and the oracle (cra's validation on the original body), all judged by
+each library's own test command.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 import tomllib
@@ -60,8 +64,15 @@ class Side(msgspec.Struct, frozen=True):
     user_config: bool = False  # take the user's config dir layer (the adapter table lives there)
 
 
+SUITES = ("pypi", "repos")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--suite", default="pypi", choices=SUITES,
+                        help="pypi (default): C units from PyPI packages, the pipeline handed flags and tests; "
+                             "repos: real C libraries as found (Debian source packages), `cra run` as a user "
+                             "types it, judged by each library's own tests")
+    parser.add_argument("--model", default=None,
                         help=f"registry name or GGUF path for every role (default {DEFAULT_MODEL}; "
                              "qwen2.5-coder-1.5b also works)")
     parser.add_argument("--tasks", type=int, default=None, help="at most N tasks of each kind (default: all)")
@@ -82,6 +93,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the task workspaces (with each one's .cra/calls.db) and name them in the report")
+    repos = parser.add_argument_group("--suite repos")
+    repos.add_argument("--library", action="append", default=None, metavar="NAME",
+                       help="only this library's tasks (repeatable)")
+    repos.add_argument("--task", action="append", default=None, metavar="LIB:FUNCTION",
+                       help="only this task (repeatable, run in the order given), e.g. cjson:parse_hex4")
+    repos.add_argument("--columns", default=None, metavar="LIST",
+                       help="comma-separated, of oracle,untrusted,trusted,naive (default: all)")
+    repos.add_argument("--limit", type=int, default=None, help="at most N tasks")
+    repos.add_argument("--jobs", type=int, default=None,
+                       help="parallel build/test jobs of each library's test command (default 1)")
 
 
 # ---- sides ---------------------------------------------------------------------------------------------------------
@@ -104,6 +125,7 @@ def all_roles(model: str) -> dict[str, str]:
 
 
 def sides_for(args: argparse.Namespace) -> list[Side]:
+    args.model = args.model or DEFAULT_MODEL
     model = resolve_model(args.model)
     if not args.ab:
         return [Side(name="main", label=args.model, models=all_roles(model))]
@@ -340,7 +362,7 @@ def run(args: argparse.Namespace, *, engine: Engine | None = None, source_roots:
             shutil.rmtree(work_dir, ignore_errors=True)
     summaries = {side.name: side_summary([r for r in rows if r.side == side.name]) for side in sides}
     report: dict[str, Any] = {
-        "model": args.model,
+        "model": args.model or DEFAULT_MODEL,
         "sides": summaries,
         "side_labels": {side.name: side.label for side in sides},
         "targets": targets(summaries[sides[0].name]),
@@ -364,11 +386,52 @@ def run(args: argparse.Namespace, *, engine: Engine | None = None, source_roots:
     return report
 
 
+REPOS_ONLY = ("library", "task", "columns", "limit", "jobs")
+# --model too: the repos suite runs cra as installed, on its default models (the naive prompt on the same one).
+PYPI_ONLY = ("model", "tasks", "only", "function", "ab", "generalist", "no_naive")
+
+
+def check_suite(args: argparse.Namespace) -> None:
+    """Options of one suite given to the other are an error, not silently ignored."""
+    suite = getattr(args, "suite", "pypi")
+    if suite not in SUITES:
+        raise QualityError(f"--suite {suite!r}: unknown suite (suites: {', '.join(SUITES)})")
+    foreign = PYPI_ONLY if suite == "repos" else REPOS_ONLY
+    given = [name for name in foreign if getattr(args, name, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise QualityError(f"{flags}: not an option of --suite {suite}")
+
+
+def run_repos(args: argparse.Namespace, **kwargs: Any) -> dict[str, Any]:
+    """The `repos` suite (cra.bench.repos.run) with this command's options."""
+    from cra.bench.repos.run import COLUMNS, RepoRunOptions, parse_columns, run_suite, select
+
+    columns = parse_columns(args.columns) if args.columns is not None else list(COLUMNS)
+    jobs = 1 if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise QualityError(f"--jobs must be at least 1, got {jobs}")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise QualityError(f"--time-budget must be positive, got {args.time_budget}")
+    chosen = select(args.library, args.task, args.limit, kwargs.pop("manifest", None))
+    if not chosen:
+        raise QualityError("no task selected")
+    options = RepoRunOptions(columns=columns, jobs=jobs, keep_work=bool(args.keep_work))
+    return run_suite(chosen, options, time_budget=args.time_budget, **kwargs)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
+        check_suite(args)
+        if args.suite == "repos":
+            from cra.bench.repos.report import markdown as repos_markdown
+
+            report = run_repos(args, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+            print(json.dumps(report) if args.json else repos_markdown(report))
+            return 0
         report = run(args)
     except QualityError as exc:
-        print(f"cra bench quality: {exc}")
+        print(f"cra bench quality: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report) if args.json else markdown(report))
     return 0

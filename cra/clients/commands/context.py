@@ -30,7 +30,8 @@ def _root_for(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import msgspec
 
-    from cra.pipeline.context import ContextError, WorkspaceIndex, assemble
+    from cra.pipeline.context import ContextError, WorkspaceIndex
+    from cra.pipeline.context.assemble import assemble
 
     if not os.path.isfile(args.file):
         print(f"cra context: {args.file}: no such file", file=sys.stderr)

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cra.pipeline.context.assemble import ContextPack, assemble
+    from cra.pipeline.context.assemble import ContextPack
     from cra.pipeline.context.cparse import parse_source
     from cra.pipeline.context.index import WorkspaceIndex
     from cra.pipeline.context.judge import Judge, JudgeError, engine_judge
@@ -26,10 +26,10 @@ if TYPE_CHECKING:
         Symbol,
     )
 
-# name → submodule it is imported from on first access
+# name → submodule it is imported from on first access. The function `assemble` is not among them: importing the
+# submodule of the same name binds the package attribute to the module, so import it from `.assemble` itself.
 _LAZY = {
     "ContextPack": ".assemble",
-    "assemble": ".assemble",
     "parse_source": ".cparse",
     "WorkspaceIndex": ".index",
     "Judge": ".judge",
@@ -73,7 +73,6 @@ __all__ = [
     "SkippedFile",
     "Symbol",
     "WorkspaceIndex",
-    "assemble",
     "engine_judge",
     "estimate_tokens",
     "parse_source",

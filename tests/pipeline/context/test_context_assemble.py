@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cra.pipeline.context import ContextError, WorkspaceIndex, assemble, estimate_tokens
+from cra.pipeline.context import ContextError, WorkspaceIndex, estimate_tokens
+from cra.pipeline.context.assemble import assemble
 from cra.pipeline.context.cache import CACHE_FORMAT
 from cra.pipeline.context.packing import PackEntry, pack
 from cra.pipeline.context.precision import PRIMARY, SUPPORTING, TYPE_CONTEXT

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cra.pipeline.context import WorkspaceIndex, assemble, engine_judge
+from cra.pipeline.context import WorkspaceIndex, engine_judge
+from cra.pipeline.context.assemble import assemble
 from cra.pipeline.context.judge import JudgeError, ask
 from cra.pipeline.engine import LocalEngine
 from cra.pipeline.engine.types import AdapterSpec, ModelSpec
