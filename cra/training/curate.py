@@ -18,11 +18,11 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -39,6 +39,7 @@ KEPT_LABELS: dict[str, tuple[Label, ...]] = {
 }
 FAILED_FINISH = frozenset({"error", "cancelled", "timeout"})
 MANIFEST = "manifest.json"
+M = TypeVar("M", bound="Manifest")
 
 
 class CurationError(Exception):
@@ -93,7 +94,7 @@ def open_log(root: str | Path) -> CallLog:
     if not path.is_file():
         raise CurationError(f"no call log at {path}: nothing has run in this workspace yet")
     try:
-        return CallLog(path)
+        return CallLog(path, read_only=True)  # curation only reads: it must not migrate or finalise the log
     except CallLogError as exc:
         raise CurationError(str(exc)) from None
 
@@ -125,14 +126,20 @@ def check_options(options: CurateOptions) -> None:
 def curate(log: CallLog, out_dir: str | Path, options: CurateOptions) -> Manifest:
     """Write `<stage>.train.jsonl`, `<stage>.valid.jsonl` and `manifest.json` into `out_dir`."""
     check_options(options)
+    return export_atomically(out_dir, force=options.force, build=lambda staging: _export(log, staging, options))
+
+
+def export_atomically(out_dir: str | Path, *, force: bool, build: Callable[[Path], M]) -> M:
+    """Run `build` (which writes an export's files into the folder it is given) and move its files into
+    `out_dir`. Other data sources (`from_tests`) write through this too, so `cra train` reads every export alike."""
     out = Path(out_dir)
-    previous = _check_out_dir(out, force=options.force)
+    previous = _check_out_dir(out, force=force)
     # Build the export beside the target and swap it in at the end: a read error half-way through must not cost
     # the previous export (which --force only replaces once the new one is complete).
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
-        manifest = _export(log, staging, options)
+        manifest = build(staging)
         for path in previous:
             path.unlink()
         out.mkdir(exist_ok=True)
@@ -176,12 +183,12 @@ def _export(log: CallLog, out: Path, options: CurateOptions) -> Manifest:
         if not train and not valid:
             continue
         counts.train, counts.valid = len(train), len(valid)
-        _write_lines(out / f"{stage}.train.jsonl", train)
-        _write_lines(out / f"{stage}.valid.jsonl", valid)
+        write_lines(out / f"{stage}.train.jsonl", train)
+        write_lines(out / f"{stage}.valid.jsonl", valid)
         stages[stage] = counts
     manifest = Manifest(source=str(log.path), options=options, stages=stages, skipped=skipped,
                         pairs=sum(c.train + c.valid for c in stages.values()))
-    _write_lines(out / MANIFEST, [msgspec.json.format(msgspec.json.encode(manifest), indent=2).decode()])
+    write_lines(out / MANIFEST, [msgspec.json.format(msgspec.json.encode(manifest), indent=2).decode()])
     return manifest
 
 
@@ -297,7 +304,7 @@ def _export_files(out: Path) -> list[Path]:
             if p.is_file() and (p.name == MANIFEST or p.name.endswith((".train.jsonl", ".valid.jsonl")))]
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
+def write_lines(path: Path, lines: list[str]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for line in lines:
             f.write(line + "\n")

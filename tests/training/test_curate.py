@@ -226,12 +226,12 @@ def test_a_damaged_database_is_a_clear_error(call_log: LogFacts, tmp_path: Path)
     data = bytearray(path.read_bytes())
     data[4096:] = b"\xa5" * (size - 4096)  # keep the header page, wreck every table page
     path.write_bytes(bytes(data))
-    log = open_log(call_log.root)  # the header page is intact: the damage shows when the tables are read
-    try:
-        with pytest.raises(CurationError, match=r"calls\.db.*malformed"):
+    with pytest.raises(CurationError, match=r"calls\.db.*malformed"):  # at open or when the tables are read
+        log = open_log(call_log.root)
+        try:
             curate(log, tmp_path / "out", CurateOptions())
-    finally:
-        log.close()
+        finally:
+            log.close()
     assert path.read_bytes() == bytes(data)  # the damaged log is left as it was, for recovery
 
 

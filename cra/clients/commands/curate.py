@@ -37,6 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of prompts for validation (0.1)")
     p.add_argument("--force", action="store_true", help="replace a previous export in --out")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    g = p.add_argument_group(
+        "from the workspace's tests", "--from-tests: instead of the call log, blank each function of the library "
+        "units in a sandbox copy, run the project's tests, and keep the functions whose blank breaks a passing test "
+        "as implement pairs (the implement flow's prompt; the original, test-verified body as the answer)")
+    g.add_argument("--from-tests", nargs="?", const="", default=None, metavar="ROOT",
+                   help="scan this workspace (default: --root); output default: <root>/.cra/training-from-tests")
+    g.add_argument("--limit", type=int, help="scan at most this many functions")
+    g.add_argument("--trust", action="store_true",
+                   help="trust the workspace: run its own build/test commands (default: cra's direct gcc builds)")
+    g.add_argument("--run-seconds", type=float, default=60.0, help="wall-clock limit of one test run (60)")
     p.set_defaults(func=_curate)
 
     p = subparsers.add_parser(
@@ -64,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _curate(args: argparse.Namespace) -> int:
+    if args.from_tests is not None:
+        return _curate_from_tests(args)
     root = Path(args.root)
     try:
         options = CurateOptions(stages=args.stage, min_label=args.min_label, model=args.model,
@@ -89,6 +101,35 @@ def _curate(args: argparse.Namespace) -> int:
     print(f"\n{manifest.pairs} pairs written to {out}; skipped: {s.no_outcome} without outcome, {s.failed} failed, "
           f"{s.filtered} filtered, {s.label} below --min-label, {s.invalid_decision} invalid decisions, "
           f"{s.malformed} malformed")
+    return 0
+
+
+def _curate_from_tests(args: argparse.Namespace) -> int:
+    from cra.training.from_tests import FromTestsError, FromTestsOptions, curate_from_tests
+
+    root = Path(args.from_tests or args.root)
+    if args.stage and args.stage != ["implement"]:
+        print("cra: --from-tests writes implement pairs only; drop --stage", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else root / ".cra" / "training-from-tests"
+    options = FromTestsOptions(limit=args.limit, trusted=args.trust, run_seconds=args.run_seconds,
+                               valid_fraction=args.valid_fraction, force=args.force)
+    try:
+        manifest = curate_from_tests(root, out, options)
+    except FromTestsError as exc:
+        print(f"cra: {exc}", file=sys.stderr)
+        return 2
+    except CurationError as exc:  # the output directory is in the way
+        print(f"cra: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(manifest), indent=2))
+        return 0
+    scan = manifest.from_tests
+    counts = manifest.stages.get("implement")
+    print(f"{scan.scanned} of {scan.functions_found} functions scanned, {scan.covered} covered by the tests, "
+          f"{manifest.pairs} implement pairs written to {out} (train {counts.train if counts else 0}, valid "
+          f"{counts.valid if counts else 0}) in {scan.seconds:.1f} s; baseline: {scan.baseline}")
     return 0
 
 

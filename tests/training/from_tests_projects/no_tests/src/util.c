@@ -1,0 +1,5 @@
+/* Twice x. */
+int util_twice(int x)
+{
+    return 2 * x;
+}
