@@ -363,12 +363,6 @@ class PromptBuilder:
             data=implement_flow.ImplementData(), index=self.index())
         implement_flow.locate(task)
         implement_flow.context(task)
-        target = task.shared.located()
-        source = task.shared.source
-        # As `flows.implement.implement` builds them (first attempt: no failure yet).
-        header = source[target.start_byte:target.body_start_byte].decode("utf-8", errors="replace").rstrip()
-        pack = task.shared.context
-        built = a6.build_messages(context=pack.rendered if pack is not None else "", doc=target.doc,
-                                  signature=header, name=target.name, failure=task.failure)
+        built = implement_flow.implement_messages(task)  # first attempt: no failure yet
         self.index().update(request.path, (self.root / unit).read_bytes().decode("utf-8", errors="surrogateescape"))
         return [{"role": m.role, "content": m.content} for m in built]

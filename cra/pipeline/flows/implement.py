@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from cra.pipeline.actions import Verdict, diagnostics_out
+from cra.pipeline.engine.types import Message
 from cra.pipeline.flows.base import DONE, Flow, Task, Terminal
 from cra.pipeline.flows.common import (
     adjust_and_retry,
@@ -58,13 +59,19 @@ def context(task: ImplementTask) -> Next:
     return State.IMPLEMENT
 
 
+def implement_messages(task: ImplementTask) -> list[Message]:
+    """The implement stage's prompt for the located target (self-supervised training pairs build the same one)."""
+    target = task.shared.located()
+    header = task.shared.source[target.start_byte:target.body_start_byte].decode("utf-8", errors="replace").rstrip()
+    pack = task.shared.context
+    return a6.build_messages(context=pack.rendered if pack is not None else "", doc=target.doc,
+                             signature=header, name=target.name, failure=task.failure)
+
+
 def implement(task: ImplementTask) -> Next:
     target = task.shared.located()
     source = task.shared.source
-    header = source[target.start_byte:target.body_start_byte].decode("utf-8", errors="replace").rstrip()
-    pack = task.shared.context
-    messages = a6.build_messages(context=pack.rendered if pack is not None else "", doc=target.doc,
-                                 signature=header, name=target.name, failure=task.failure)
+    messages = implement_messages(task)
     gen = model_call(task, a6.SPEC.name, lambda: task.llm.generate(a6.SPEC.name, messages, stop=["\n}", "```"]))
     body, complete = a6.extract_body(gen.text, stopped=gen.stats.finish_reason == "stop")
     task.data.attempt = body
