@@ -26,6 +26,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from cra.pipeline.actions import ACTIONS
+from cra.pipeline.workspace_root import find_root
 
 from .lsp_types import install_code_action_hook
 
@@ -358,7 +359,7 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
         try:
             async with asyncio.timeout(timeout):
                 await _unless(cancel, _answered("initialize", client.initialize_async(types.InitializeParams(
-                    capabilities=_capabilities(), process_id=os.getpid(), root_uri=file.parent.as_uri(),
+                    capabilities=_capabilities(), process_id=os.getpid(), root_uri=find_root(file).as_uri(),
                     initialization_options=options))))
                 client.initialized(types.InitializedParams())
                 client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(

@@ -17,18 +17,6 @@ if TYPE_CHECKING:
     from cra.pipeline.engine.scheduler import Scheduler
 
 # A directory holding one of these is taken as the workspace root of a file outside any editor workspace.
-ROOT_MARKERS = ("cra.toml", "compile_commands.json", ".git", "Makefile", "CMakeLists.txt", "meson.build")
-
-
-def find_root(path: str | Path) -> Path:
-    start = Path(path).resolve()
-    start = start if start.is_dir() else start.parent
-    for directory in (start, *start.parents):
-        if any((directory / marker).exists() for marker in ROOT_MARKERS):
-            return directory
-    return start
-
-
 def make_engine(config: Config) -> Engine:
     """The engine the config asks for: in-process llama.cpp (default) or a remote OpenAI-compatible server."""
     if config.engine.backend == "remote":
