@@ -38,7 +38,9 @@ class State(enum.Enum):
 @dataclass(slots=True, kw_only=True)
 class ImplementData:
     attempt: str = ""  # the last generated body, as the model wrote it
-    body: Splice | None = None  # the last attempt that parses: the new body in place of the old one
+    body: Splice | None = None  # the last attempt: the new body in place of the old one
+    # Why tree-sitter could not parse the last attempt; the compiler decides (tree-sitter expands no macros).
+    syntax_reason: str = ""
 
 
 Next = State | Terminal
@@ -88,16 +90,15 @@ def implement(task: ImplementTask) -> Next:
     new_end = target.body_start_byte + len(splice.text.encode("utf-8", errors="surrogateescape"))
     errors = [line for line in parse_errors_in(task.request.path, new_source, target.body_start_byte, new_end)
               if not (line == brace_line and line in known)]
-    if errors:
-        reason = f"The function does not parse as C (syntax error on line {errors[0] + 1})."
-        return retry_or_give_up(task, reason, kind="syntax", back_to=State.IMPLEMENT, failure=reason)
+    task.data.syntax_reason = f"The function does not parse as C (syntax error on line {errors[0] + 1})." \
+        if errors else ""
     task.data.body = splice
     return State.VALIDATE
 
 
 def validate(task: ImplementTask) -> Next:
     splice = task.data.body
-    assert splice is not None, "validate runs after an attempt that parses"
+    assert splice is not None, "validate runs after an attempt"
     new_text = splice.apply(task.shared.source).decode("utf-8", errors="replace")
     # The tests are judged against the unchanged tree as the editor shows it (the stub, maybe unsaved): a test that
     # fails there is not this body's fault. When none can run there, the body is offered on its compile alone.
@@ -106,6 +107,11 @@ def validate(task: ImplementTask) -> Next:
                          baseline={task.request.path: task.request.text})
     task.result.verdict = verdict_of(check)
     task.result.diagnostics = diagnostics_out(check.diagnostics, source=check.diagnostics_source)
+    syntax = task.data.syntax_reason
+    if syntax and (check.kind == "compile" or (check.ok and check.compiled is not True)):
+        # Not valid C by tree-sitter, and no compiler said otherwise.
+        return retry_or_give_up(task, syntax, kind="syntax", back_to=State.IMPLEMENT,
+                                failure="\n".join(x for x in (syntax, check.failure) if x))
     if not check.ok:
         return retry_or_give_up(task, check.message, kind=check.kind, back_to=State.IMPLEMENT, failure=check.failure,
                                 blamed=blamed_on(check))

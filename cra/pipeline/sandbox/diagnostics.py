@@ -88,10 +88,20 @@ def _warning_key(d: Diagnostic) -> tuple[str, str, str | None]:
 
 def new_warnings(before: list[Diagnostic], after: list[Diagnostic]) -> list[Diagnostic]:
     """Warnings in `after` that `before` did not have (counted, so a second copy of a warning is new)."""
-    budget = Counter(_warning_key(d) for d in before if d.severity == "warning")
+    return _new_of(before, after, "warning")
+
+
+def new_errors(before: list[Diagnostic], after: list[Diagnostic]) -> list[Diagnostic]:
+    """Errors in `after` that `before` did not have: the ones a change caused (a missing generated header, say,
+    fails the unchanged unit too)."""
+    return _new_of(before, after, "error")
+
+
+def _new_of(before: list[Diagnostic], after: list[Diagnostic], severity: str) -> list[Diagnostic]:
+    budget = Counter(_warning_key(d) for d in before if d.severity == severity)
     fresh: list[Diagnostic] = []
     for d in after:
-        if d.severity != "warning":
+        if d.severity != severity:
             continue
         key = _warning_key(d)
         if budget[key] > 0:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
+from cra.pipeline.sandbox.diagnostics import Diagnostic, new_errors, new_warnings, parse_diagnostics
 from cra.pipeline.sandbox.flags import flags_for, outside_paths, rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.limits import Limits, RunResult
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
@@ -19,7 +19,9 @@ WORK_DIR = ".cra-work"  # inside the sandbox copy: object files land here, never
 
 
 class CompileResult(msgspec.Struct):
-    """ok: the changed text compiled without errors. new_warnings: warnings the original text did not have."""
+    """ok: the changed text compiled without errors. new_warnings / new_errors: those the original text did not
+    have; baseline_errors: the errors of the original text (the unit may not compile in the sandbox at all, e.g.
+    without a header the project's build generates)."""
 
     ok: bool
     diagnostics: list[Diagnostic]
@@ -28,6 +30,8 @@ class CompileResult(msgspec.Struct):
     seconds: float
     flags: list[str] = []
     killed_reason: str | None = None
+    new_errors: list[Diagnostic] = []
+    baseline_errors: list[Diagnostic] = []
 
 
 def _compile(compiler: str, flags: list[str], rel: Path, sandbox: Path, limits: Limits, syntax_only: bool,
@@ -78,6 +82,7 @@ def compile_unit(
         return CompileResult(
             ok=ok, diagnostics=diags, new_warnings=new_warnings(before, diags), stderr=stderr,
             seconds=round(time.monotonic() - started, 4), flags=chosen, killed_reason=result.killed_reason,
+            new_errors=new_errors(before, diags), baseline_errors=[d for d in before if d.severity == "error"],
         )
     finally:
         remove_sandbox_dir(sandbox)

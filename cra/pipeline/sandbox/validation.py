@@ -18,7 +18,7 @@ import msgspec
 from cra.pipeline.sandbox import testrun
 from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge
 from cra.pipeline.sandbox.condense import condense
-from cra.pipeline.sandbox.diagnostics import Diagnostic, new_warnings, parse_diagnostics
+from cra.pipeline.sandbox.diagnostics import Diagnostic, new_errors, new_warnings, parse_diagnostics
 from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, outside_paths, rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.frameworks import UntrustedCommand
 from cra.pipeline.sandbox.limits import Limits, RunResult
@@ -71,34 +71,57 @@ def check_change(root: str | Path, path: str, new_text: str, options: CheckOptio
     `tests_not_run` saying why.
     """
     options = options or CheckOptions()
+    syntax_failure: ChangeCheck | None = None
     if old_text is not None:
         failed = _parse_check(path, old_text, new_text, function)
-        if failed is not None:
+        if failed is not None and failed.kind != "syntax":
             return failed
+        # tree-sitter sees no macro expansion: a "syntax error" the compiler accepts is not one.
+        syntax_failure = failed
     changed = {path: new_text, **(extra or {})}
     units = [p for p in changed if p.endswith(".c")] or [path]
+    unchecked: list[str] = []  # units that do not compile in the sandbox before the change either
     for unit in units:
         result = compile_changes(root, unit, changed, compiler=options.compiler, default_flags=options.flags,
                                  limits=options.limits, trusted=options.trusted)
+        if not result.ok and result.baseline_errors and not result.new_errors and result.killed_reason is None:
+            unchecked.append(f"{unit}: {result.baseline_errors[0].render()}")
+            continue
+        if not result.ok and syntax_failure is not None:  # tree-sitter and the compiler agree
+            syntax_failure.failure = "\n".join(x for x in (syntax_failure.failure, condense(result.stderr, 800)) if x)
+            syntax_failure.compiled = False
+            return syntax_failure
         if not result.ok:
-            errors = [d for d in result.diagnostics if d.severity == "error"] or result.diagnostics
+            errors = result.new_errors or [d for d in result.diagnostics if d.severity == "error"] or \
+                result.diagnostics
             summary = "; ".join(d.render() for d in errors[:3]) or condense(result.stderr, 400) or "compiler failed"
+            failure = "\n".join(d.render() for d in errors[:20]) if result.baseline_errors else \
+                condense(result.stderr, 1200)
             return ChangeCheck(ok=False, kind="compile", parsed=True, compiled=False,
                                message=f"does not compile: {summary}",
-                               failure=condense(result.stderr, 1200) or summary, diagnostics=result.diagnostics)
+                               failure=failure or summary, diagnostics=errors)
         if result.new_warnings and not allow_new_warnings:
             summary = "; ".join(d.render() for d in result.new_warnings[:3])
             return ChangeCheck(ok=False, kind="warnings", parsed=True, compiled=True,
                                message=f"compiles with new warnings: {summary}", failure=summary,
                                diagnostics=result.new_warnings)
+    if unchecked and syntax_failure is not None:
+        return syntax_failure
+    compile_note = ("compile not checked (the unchanged code does not compile in cra's sandbox either: "
+                    f"{condense('; '.join(unchecked), 300)})") if unchecked else ""
     if not run_tests:
+        if compile_note:
+            return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=None, message=compile_note)
         return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True,
                            message="parses and compiles without new warnings")
     build = restrict_untrusted(options.compiler, flags_for(root, units[0], options.flags, trusted=options.trusted).flags,
                                root, trusted=options.trusted)
     options = msgspec.structs.replace(options, compiler=build.compiler)
-    return _test_check(root, changed, options, flags=build.flags,
-                       unchanged=baseline, target=function)
+    check = _test_check(root, changed, options, flags=build.flags, unchanged=baseline, target=function)
+    if compile_note and check.compiled:  # the tests built it (or could not): say what cra itself could not check
+        check.compiled = None if check.tests_passed is None else check.compiled
+        check.message = check.message.replace("compiled; ", f"{compile_note}; ", 1)
+    return check
 
 
 def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions, *, flags: list[str],
@@ -201,4 +224,6 @@ def compile_changes(root: str | Path, unit: str, changed: dict[str, str], *, com
         not any(d.severity == "error" for d in after)
     return CompileResult(ok=ok, diagnostics=after, new_warnings=new_warnings(before, after), stderr=stderr,
                          seconds=round(time.monotonic() - started, 4), flags=flags,
-                         killed_reason=after_run.killed_reason if after_run is not None else "unit missing")
+                         killed_reason=after_run.killed_reason if after_run is not None else "unit missing",
+                         new_errors=new_errors(before, after),
+                         baseline_errors=[d for d in before if d.severity == "error"])

@@ -121,13 +121,26 @@ def test_a_cut_off_body_is_retried_without_a4(run: Runner, workspace: Path, log:
     assert "cut off before its closing brace" in engine.calls[1].prompt
 
 
-def test_an_unparsable_body_is_caught_before_the_compiler(run: Runner, workspace: Path, log: CallLog,
-                                                          engine: ScriptedEngine) -> None:
+def test_an_unparsable_body_that_the_compiler_rejects_too_is_a_syntax_failure(
+        run: Runner, workspace: Path, log: CallLog, engine: ScriptedEngine) -> None:
     engine.script("implement", "    for (;;\n}", "    for (;;\n}")
     result = run(workspace, "implement", "point.c", "add", max_rounds=1)
     assert not result.ok and "does not parse as C" in (result.error or "")
-    assert "validate" not in states(log, result.task_id)
-    assert states(log, result.task_id) == ["locate", "context", "implement", "adjust", "implement", "failed"]
+    assert states(log, result.task_id) == ["locate", "context", "implement", "validate", "adjust", "implement",
+                                           "validate", "failed"]
+
+
+def test_a_body_tree_sitter_cannot_parse_but_the_compiler_accepts_is_kept(
+        run: Runner, workspace: Path, log: CallLog, engine: ScriptedEngine) -> None:
+    # zlib-style: a macro tree-sitter does not expand (`z_const`) reads as a syntax error; gcc is the authority.
+    workspace.joinpath("zc.c").write_text("#define z_const const\n\nint first(const char *s)\n{\n    return 0;\n}\n")
+    body = "    z_const char *p = s;\n    return p[0];\n}"
+    engine.script("implement", body)
+    result = run(workspace, "implement", "zc.c", "first", max_rounds=1)
+    assert result.ok, result.error
+    assert result.verdict.compiled is True
+    assert "z_const char *p = s;" in result.new_text
+    assert states(log, result.task_id) == ["locate", "context", "implement", "validate", "done"]
 
 
 def test_cancellation_between_steps(run: Runner, workspace: Path, log: CallLog, engine: ScriptedEngine) -> None:

@@ -49,7 +49,9 @@ def test_each_check_in_turn(project: Path, new: str, kwargs: dict[str, object], 
     if kind == "ok":
         assert (check.parsed, check.compiled, check.failure) == (True, True, "")
     if kind == "syntax":
-        assert (check.parsed, check.compiled) == (False, None) and check.failure == check.message
+        # The compiler confirms tree-sitter (it is the authority: tree-sitter expands no macros).
+        assert (check.parsed, check.compiled) == (False, False) and check.failure.startswith(check.message)
+        assert "error: expected expression" in check.failure
     if kind == "compile":
         assert check.compiled is False and "'g' undeclared" in check.failure
         assert [d.line for d in check.diagnostics if d.severity == "error"] == [4]
@@ -97,3 +99,36 @@ def test_a_header_and_its_source_change_together(project: Path) -> None:
 def test_a_header_alone_is_compiled_itself(project: Path) -> None:
     check = check_change(project, "lib.h", HEADER.replace("int f(void);", "int f(void) oops;"), old_text=HEADER)
     assert not check.ok and check.kind in ("syntax", "compile")
+
+
+def test_errors_the_unchanged_unit_has_too_are_not_the_changes(project: Path) -> None:
+    # A header the project's build generates is missing in cra's copy: the unit never compiled there. The change
+    # is not blamed for that; a new error it adds still fails it.
+    old = '#include "config.h"\n' + (project / "lib.c").read_text()
+    (project / "lib.c").write_text(old)
+    good = old.replace("return 1;", "return 2;", 1)
+    check = check_change(project, "lib.c", good, old_text=old)
+    assert check.ok and check.compiled is None, check.message
+    assert check.message.startswith("compile not checked") and "config.h" in check.message
+    check = check_change(project, "lib.c", good, old_text=old, run_tests=True)
+    assert check.ok and check.message.startswith("compile not checked") and check.compiled is None, check.message
+    bad = old.replace("return 1;", "return g;", 1)  # gcc stops at the missing header: nothing new to see
+    assert check_change(project, "lib.c", bad, old_text=old).compiled is None
+
+
+def test_a_syntax_error_the_compiler_accepts_is_not_one(project: Path) -> None:
+    old = "#define z_const const\n" + (project / "lib.c").read_text()
+    (project / "lib.c").write_text(old)
+    new = old.replace("{", "{\n    z_const char *unused_p = 0;\n    (void)unused_p;", 1)
+    check = check_change(project, "lib.c", new, old_text=old)
+    assert check.ok and check.compiled is True, check.message
+
+
+def test_a_new_error_beside_an_old_one_is_the_changes(project: Path) -> None:
+    old = (project / "lib.c").read_text() + "int broken_before = not_declared_anywhere;\n"
+    (project / "lib.c").write_text(old)
+    check = check_change(project, "lib.c", old.replace("return 1;", "return g;", 1), old_text=old)
+    assert not check.ok and check.kind == "compile" and check.compiled is False
+    assert "'g' undeclared" in check.failure and "not_declared_anywhere" not in check.failure
+    same = check_change(project, "lib.c", old.replace("return 1;", "return 2;", 1), old_text=old)
+    assert same.ok and same.compiled is None and "not_declared_anywhere" in same.message
