@@ -350,7 +350,8 @@ async def run_action_async(action: str, path: str | Path, *, symbol: str | None 
     argv = list(server_argv or DEFAULT_SERVER_ARGV)
     await client.start_io(argv[0], *argv[1:], **_own_process_group())
     stderr_task = asyncio.create_task(_drain_stderr(client, session))
-    options: dict[str, Any] = {"trust": trust, "config": config or {}}
+    # clientWritesFiles: this client writes the edit itself (and logs "applied" after the write).
+    options: dict[str, Any] = {"trust": trust, "config": config or {}, "clientWritesFiles": True}
     if config_file:
         options["configFile"] = str(Path(config_file).resolve())
     command_id = f"cra-run-{uuid.uuid4().hex}"

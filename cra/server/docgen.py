@@ -26,7 +26,7 @@ from cra.pipeline.actions import ActionRequest, ActionResult
 from .actions import INSERT_DOC_COMMAND, INSERT_DOC_KIND, kind_wanted
 from .commands import parse_argument
 from .documents import DocumentError, is_c_document, uri_to_path
-from .edits import apply_edit
+from .edits import accepted_status, apply_edit
 from .jobs import Job, JobCancelled, JobRunner
 from .server import CraLanguageServer
 from .symbols import DEFINITION, FunctionSite, find_function, function_at
@@ -281,7 +281,7 @@ async def insert_doc(ls: CraLanguageServer, argument: Any) -> dict[str, Any]:
     applied, reason = await apply_edit(ls, edit, "cra: insert doc")
     if isinstance(task_id, str) and task_id:
         ls.runner.set_edit_status(ls.workspace_root(uri_to_path(arg.uri)), task_id,
-                                  "applied" if applied else "rejected", reason)
+                                  accepted_status(ls) if applied else "rejected", reason)
     return {"ok": applied, "error": reason, "task_id": task_id}
 
 

@@ -177,6 +177,14 @@ async def apply_edit(ls: CraLanguageServer, edit: types.WorkspaceEdit, label: st
     return False, response.failure_reason or "no reason given"
 
 
+def accepted_status(ls: CraLanguageServer) -> str:
+    """The label of an edit the client accepted: "applied"; "proposed" for a client that writes the file itself
+    after answering (the headless `cra run` says so at initialize and records "applied" once its write happened,
+    so a process killed in between never leaves "applied" on a file that was not written)."""
+    options = ls.init_options if isinstance(ls.init_options, dict) else {}
+    return "proposed" if options.get("clientWritesFiles") is True else "applied"
+
+
 async def apply_result(ls: CraLanguageServer, result: ActionResult, *, uri: str, path: str, job_text: str,
                        job_version: int | None) -> tuple[bool, str | None]:
     """Send an action's result to the editor: (applied, why not when it was refused or not sent)."""
@@ -202,7 +210,7 @@ async def apply_result(ls: CraLanguageServer, result: ActionResult, *, uri: str,
         return False, None
     applied, reason = await apply_edit(ls, edit, ACTION_TITLES.get(result.action, "cra"))
     # The call log learns what became of the proposal: the training data's label.
-    ls.runner.set_edit_status(root, result.task_id, "applied" if applied else "rejected", reason)
+    ls.runner.set_edit_status(root, result.task_id, accepted_status(ls) if applied else "rejected", reason)
     if not applied:
         return False, f"the editor did not apply the edit: {reason or 'no reason given'}"
     return True, None

@@ -26,12 +26,17 @@ int point_x(const struct point *p) {
     return p->x;
 }
 """
-# point_x reads a field of a struct that is never defined: every check of the file fails to compile.
+# The file compiles, but a comment inserted above point_x moves the assertion's line: the change itself breaks the
+# build (an error the unchanged file does not have is the change's).
 BROKEN = """\
+struct point { int x; int y; };
+
 int point_x(const struct point *p) {
     return p->x;
 }
+_Static_assert(__LINE__ == 6, "a line above moved");
 """
+FIXED = BROKEN.replace('_Static_assert(__LINE__ == 6, "a line above moved");\n', "")
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV))
@@ -41,6 +46,19 @@ async def client(lsp_client: LanguageClient, tmp_path: Path, tiny_model_path: Pa
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"), root_uri=tmp_path.as_uri(),
         initialization_options={"config": model_config(tiny_model_path, context_length=512, max_tokens=64)}))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV))
+async def writing_client(lsp_client: LanguageClient, tmp_path: Path, tiny_model_path: Path):
+    """A client that writes accepted edits itself (as the headless `cra run` does) and says so at initialize."""
+    install_code_action_hook(lsp_client.protocol._converter)
+    lsp_client.cra_state = install_client_handlers(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), root_uri=tmp_path.as_uri(),
+        initialization_options={"config": model_config(tiny_model_path, context_length=512, max_tokens=64),
+                                "clientWritesFiles": True}))
     yield
     await lsp_client.shutdown_session()
 
@@ -131,14 +149,15 @@ async def test_compile_failure_is_a_diagnostic_until_a_later_success(client: Lan
     failed = await document(client, uri, 1)
     assert failed["ok"] is False and failed["verdict"]["compiled"] is False and failed["diagnostics"] >= 1
     shown = await wait_until(lambda: cra_diagnostics(client, uri), 10, "cra diagnostics")
-    assert all(0 <= d.range.start.line <= 2 for d in shown)
+    assert all(2 <= d.range.start.line <= 4 for d in shown)
     assert "does not compile" in shown[0].message and "point_x" in shown[0].message
-    # The user fixes the file above the function: the finding moves with the function...
-    change(client, uri, 2, "struct point { int x; };\n\n" + BROKEN)
-    await wait_until(lambda: all(d.range.start.line >= 2 for d in cra_diagnostics(client, uri))
+    # The user edits the file above the function: the finding moves with the function...
+    change(client, uri, 2, "/* moved */\n\n" + BROKEN)
+    await wait_until(lambda: all(d.range.start.line >= 4 for d in cra_diagnostics(client, uri))
                      and cra_diagnostics(client, uri), 10, "moved diagnostics")
-    # ...and the next successful action clears it.
-    fixed = await document(client, uri, 2)
+    # ...and the next successful action (on the fixed file) clears it.
+    change(client, uri, 3, FIXED)
+    fixed = await document(client, uri, 3)
     assert fixed["ok"] is True and fixed["applied"] is True
     await wait_until(lambda: uri in client.diagnostics and not cra_diagnostics(client, uri), 10, "cleared")
 
@@ -160,6 +179,14 @@ async def test_rejected_edit_is_logged(client: LanguageClient, tmp_path: Path):
     rows = {row["task_id"]: row for row in outcome_rows(tmp_path)}
     assert rows[outcome["task_id"]]["edit_status"] == "rejected"
     assert rows[outcome["task_id"]]["reason"] == "user said no"
+
+
+async def test_an_edit_a_client_writes_itself_is_only_proposed_until_it_says_so(writing_client: LanguageClient,
+                                                                                tmp_path: Path):
+    uri = open_file(writing_client, tmp_path / "point.c", GETTER)
+    outcome = await document(writing_client, uri, 1)
+    assert outcome["ok"] is True and outcome["applied"] is True
+    assert {row["task_id"]: row for row in outcome_rows(tmp_path)}[outcome["task_id"]]["edit_status"] == "proposed"
 
 
 async def test_broken_cra_toml_is_reported_and_its_fix_picked_up(client: LanguageClient, tmp_path: Path):
