@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("curate", "per-stage error rates from the call log"),
     "adapters": ("curate", "the per-stage adapter map"),
     "train": ("train", "train a stage's LoRA adapter from curated pairs and register it"),
+    "fuse": ("fuse", "merge a LoRA adapter into its base model (F16, Q8_0, Q6_K or Q4_K GGUF)"),
     "bench": ("bench", "run a benchmark"),
     "tests": ("tests", "detect and run a C project's tests (per program and case)"),
 }

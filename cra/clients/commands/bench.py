@@ -17,6 +17,7 @@ BENCHMARKS = {
     "lsp": "cra.bench.lsp",
     "startup": "cra.bench.startup",
     "robustness": "cra.bench.robustness",
+    "adapters": "cra.bench.adapters",
 }
 
 
