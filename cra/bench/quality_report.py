@@ -4,6 +4,7 @@ pipeline-vs-naive and A-vs-B deltas, and the markdown rendering."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -57,20 +58,26 @@ def stage_stats(calls: list[CallRow]) -> dict[str, StageStats]:
     return out
 
 
-def summarize(rows: list[Row]) -> dict[str, Any]:
-    """Pass rate, compile rate, mean seconds and tokens per task, and per-stage totals for a group of rows."""
-    n = len(rows)
-    if n == 0:
-        return {"tasks": 0}
+def total_stages(per_task: Iterable[dict[str, StageStats]]) -> dict[str, StageStats]:
+    """Per-stage totals over tasks (calls, tokens, seconds)."""
     stages: dict[str, StageStats] = {}
-    for row in rows:
-        for name, s in row.stages.items():
+    for task_stages in per_task:
+        for name, s in task_stages.items():
             t = stages.setdefault(name, StageStats())
             t.calls += s.calls
             t.tokens_in += s.tokens_in
             t.tokens_out += s.tokens_out
             t.cached_tokens += s.cached_tokens
             t.seconds = round(t.seconds + s.seconds, 3)
+    return stages
+
+
+def summarize(rows: list[Row]) -> dict[str, Any]:
+    """Pass rate, compile rate, mean seconds and tokens per task, and per-stage totals for a group of rows."""
+    n = len(rows)
+    if n == 0:
+        return {"tasks": 0}
+    stages = total_stages(row.stages for row in rows)
     return {
         "tasks": n,
         "pass_rate": round(sum(r.passed for r in rows) / n, 4),

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from cra.bench.quality_report import StageStats
+from cra.bench.quality_report import total_stages
 
 # Targets (issue #13): cra's validation accepts the original body; the pipeline passes the library's own tests.
 ORACLE_UNTRUSTED_MIN = 0.98
@@ -24,15 +24,7 @@ def column_summary(cells: list[Any]) -> dict[str, Any]:
     n = len(cells)
     if n == 0:
         return {"tasks": 0}
-    stages: dict[str, StageStats] = {}
-    for cell in cells:
-        for name, s in cell.stages.items():
-            t = stages.setdefault(name, StageStats())
-            t.calls += s.calls
-            t.tokens_in += s.tokens_in
-            t.tokens_out += s.tokens_out
-            t.cached_tokens += s.cached_tokens
-            t.seconds = round(t.seconds + s.seconds, 3)
+    stages = total_stages(cell.stages for cell in cells)
     rounds = [c.rounds for c in cells if c.rounds is not None]
     baseline = [c.baseline_rounds for c in cells if c.baseline_rounds is not None]
     return {
