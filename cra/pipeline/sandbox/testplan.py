@@ -45,15 +45,10 @@ class Step(msgspec.Struct, kw_only=True):
     command: str
 
 
-class PlannedProgram(msgspec.Struct, kw_only=True):
-    """A test program cra builds itself: its units and the exact compile/link argv (workspace-relative paths)."""
+class PlannedProgram(ProgramPlan, kw_only=True):
+    """A test program cra builds itself (its units, as discovery found them) with the exact compile/link argv
+    (workspace-relative paths)."""
 
-    name: str
-    source: str
-    units: list[str]
-    included: list[str] = []
-    defines: list[str] = []
-    linker: str = "gcc"
     compile: list[list[str]] = []
     link: list[str] = []
 
@@ -214,8 +209,8 @@ def _planned(root: Path, plan: ProgramPlan, includes: list[str], compiler: str, 
         texts.append(changed.get(unit) or _read(root / unit))
     linker = "g++" if plan.linker == "g++" else compiler
     link = [linker, "-o", binary_path(plan.name), *objects, *link_libraries(texts)]
-    return PlannedProgram(name=plan.name, source=plan.source, units=plan.units, included=plan.included,
-                          defines=plan.defines, linker=linker, compile=compile_argv, link=link)
+    fields = msgspec.structs.asdict(plan) | {"linker": linker, "compile": compile_argv, "link": link}
+    return PlannedProgram(**fields)
 
 
 def detect_tests(root: str | Path, *, trusted: bool, test_command: str | None = None, compiler: str = "gcc",
