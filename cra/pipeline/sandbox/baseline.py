@@ -26,12 +26,7 @@ from cra.pipeline.sandbox import testrun
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.limits import Limits
 from cra.pipeline.sandbox.test_report import ProgramResult, TestRunReport
-from cra.pipeline.sandbox.workspace_copy import (
-    DEFAULT_MAX_FILE_BYTES,
-    SKIPPED_DIRS,
-    SKIPPED_SUFFIXES,
-    relative_inside,
-)
+from cra.pipeline.sandbox.workspace_copy import relative_inside, workspace_files
 
 CACHE_VERSION = 1  # bump when TestRunReport's meaning changes: older files are then ignored
 MAX_CACHE_FILES = 256
@@ -297,26 +292,14 @@ def tree_key(root: str | Path, unchanged: dict[str, str] | None = None, **option
 
 def _tree_files(root: Path, overrides: dict[str, str]) -> list[tuple[str, bytes]]:
     files: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS and not _links_outside(root, dirpath, d)]
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.suffix in SKIPPED_SUFFIXES or _links_outside(root, dirpath, name):
-                continue
-            try:
-                if not path.is_file() or path.stat().st_size > DEFAULT_MAX_FILE_BYTES:
-                    continue
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
-            except OSError:
-                continue  # removed while we walk, or unreadable: the copy skips it too
+    for rel, path in workspace_files(root).items():
+        try:
+            files[rel] = path.read_bytes()
+        except OSError:
+            continue  # removed while we walk, or unreadable: the copy skips it too
     for rel, text in overrides.items():
         files[rel] = text.encode("utf-8", "surrogateescape")
     return sorted(files.items())
-
-
-def _links_outside(root: Path, dirpath: str, name: str) -> bool:
-    path = Path(dirpath) / name
-    return path.is_symlink() and not path.resolve().is_relative_to(root)
 
 
 def baseline_report(root: str | Path, *, trusted: bool, test_command: str | None = None, compiler: str = "gcc",

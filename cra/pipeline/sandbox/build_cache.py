@@ -24,10 +24,8 @@ from cra.pipeline.sandbox.limits import SandboxError
 from cra.pipeline.sandbox.workspace_copy import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILE_BYTES,
-    SKIPPED_DIRS,
-    SKIPPED_SUFFIXES,
-    WorkspaceTooLarge,
     relative_inside,
+    workspace_files,
 )
 
 MANIFEST = ".cra-synced.json"  # the files the last sync wrote from the workspace (not build outputs)
@@ -107,34 +105,6 @@ def prune_stale(base: Path, *, keep: Path | None = None, max_age: float = STALE_
     return removed
 
 
-def _wanted(root: Path, max_bytes: int, max_file_bytes: int) -> dict[str, Path]:
-    """Workspace-relative path -> source file, with copy_workspace's skip rules."""
-    out: dict[str, Path] = {}
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not _outside(root, dirpath, d))
-        for name in filenames:
-            source = Path(dirpath) / name
-            if source.suffix in SKIPPED_SUFFIXES or _outside(root, dirpath, name):
-                continue
-            try:
-                size = source.stat().st_size
-            except OSError:
-                continue
-            if size > max_file_bytes or not source.is_file():
-                continue
-            total += size
-            if total > max_bytes:
-                raise WorkspaceTooLarge(f"the workspace {root} holds more than {max_bytes} bytes of sources")
-            out[source.relative_to(root).as_posix()] = source
-    return out
-
-
-def _outside(root: Path, dirpath: str, name: str) -> bool:
-    path = Path(dirpath) / name
-    return path.is_symlink() and not path.resolve().is_relative_to(root)
-
-
 def _write_if_different(target: Path, data: bytes) -> bool:
     try:
         if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
@@ -167,7 +137,7 @@ def sync_tree(root: str | Path, dest: Path, changed: dict[str, str] | None = Non
     if not src.is_dir():
         raise SandboxError(f"workspace {root} is not a directory")
     edits = {relative_inside(src, p).as_posix(): text.encode() for p, text in (changed or {}).items()}
-    wanted = _wanted(src, max_bytes, max_file_bytes)
+    wanted = workspace_files(src, max_bytes=max_bytes, max_file_bytes=max_file_bytes)
     manifest_path = dest / MANIFEST
     try:
         previous = set(json.loads(manifest_path.read_text()))

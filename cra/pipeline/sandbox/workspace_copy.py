@@ -53,13 +53,34 @@ def copy_workspace(
     out_root.mkdir(parents=True, exist_ok=True)
     edits = {relative_inside(src_root, p): text for p, text in (changed or {}).items()}
     copied: list[str] = []
+    skip = {rel.as_posix() for rel in edits}
+    for rel_name, source in workspace_files(src_root, max_bytes=max_bytes, max_file_bytes=max_file_bytes,
+                                            exclude=skip).items():
+        target = out_root / rel_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        copied.append(rel_name)
+    for rel, text in edits.items():
+        target = out_root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        copied.append(rel.as_posix())
+    return sorted(copied)
+
+
+def workspace_files(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                    exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Path]:
+    """What a sandbox copy of `root` holds (workspace-relative path -> file, sorted): no VCS or tool folders, no
+    object files or libraries, no file over `max_file_bytes`, no symlink out of the workspace; `exclude` paths are
+    left out of the walk and of the total. Raises WorkspaceTooLarge when the total passes `max_bytes`."""
+    found: dict[str, Path] = {}
     total = 0
-    for dirpath, dirnames, filenames in os.walk(src_root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not _links_outside(src_root, dirpath, d))
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not _links_outside(root, dirpath, d))
         for name in sorted(filenames):
             source = Path(dirpath) / name
-            rel = source.relative_to(src_root)
-            if rel in edits or source.suffix in SKIPPED_SUFFIXES or _links_outside(src_root, dirpath, name):
+            rel = source.relative_to(root).as_posix()
+            if rel in exclude or source.suffix in SKIPPED_SUFFIXES or _links_outside(root, dirpath, name):
                 continue
             try:
                 size = source.stat().st_size
@@ -70,19 +91,11 @@ def copy_workspace(
             total += size
             if total > max_bytes:
                 raise WorkspaceTooLarge(
-                    f"the workspace {src_root} holds more than {max_bytes} bytes of sources; "
+                    f"the workspace {root} holds more than {max_bytes} bytes of sources; "
                     "raise the sandbox copy limit or exclude build folders"
                 )
-            target = out_root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            copied.append(rel.as_posix())
-    for rel, text in edits.items():
-        target = out_root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        copied.append(rel.as_posix())
-    return sorted(copied)
+            found[rel] = source
+    return found
 
 
 def _links_outside(root: Path, dirpath: str, name: str) -> bool:
