@@ -39,7 +39,7 @@ back = server.protocol._converter.structure(server.protocol._converter.unstructu
 for message in _warm_messages():
     server.protocol.structure_message(message)
 print(json.dumps({**counts, "equal": back == action, "repr": repr(action),
-                  "numpy": "numpy" in sys.modules}))
+                  "numpy": "numpy" in sys.modules, "plain": "__slots__" not in vars(types.CodeAction)}))
 """
 
 
@@ -66,6 +66,7 @@ def test_the_second_start_takes_the_lsp_types_methods_from_the_cache(tmp_path: P
     assert second["compiled"] < startup.SAVE_THRESHOLD  # nothing new: the file is not rewritten
     for run in (first, second):  # the classes behave the same either way
         assert run["equal"] is True and run["numpy"] is False
+        assert run["plain"] is True  # built once, not rebuilt with __slots__
     assert second["repr"] == first["repr"]
 
 
@@ -94,6 +95,23 @@ def test_the_cache_leaves_attrs_as_it_was(tmp_path: Path) -> None:
     assert attr._make._compile_and_eval is original
     assert counts == {"hits": 0, "compiled": 0}
     assert not (tmp_path / "codes.marshal").exists()  # nothing compiled, nothing written
+
+
+def test_plain_classes_only_inside_and_only_where_no_class_asks_for_slots() -> None:
+    import attrs
+
+    original = attrs.define
+    with startup.plain_attrs_classes():
+        @attrs.define
+        class Plain:
+            x: int = 0
+
+        @attrs.define(slots=True)
+        class Slotted:
+            x: int = 0
+    assert attrs.define is original
+    assert "__slots__" not in vars(Plain) and "__slots__" in vars(Slotted)
+    assert Plain(1) == Plain(1) and attrs.evolve(Plain(1), x=2) == Plain(2) and repr(Plain(3)) == "Plain(x=3)"
 
 
 def test_finding_the_functions_of_a_document_needs_no_numpy_and_no_index() -> None:

@@ -15,8 +15,10 @@ def run(args: argparse.Namespace) -> int:
     with fast_imports():  # see cra.server.startup: about half the CPU time of the imports
         from cra.server.app import create_server
 
+        server = create_server()  # its converter's hooks allocate much like the imports: also no collection
+
     logging.basicConfig(level=logging.WARNING)
-    return transport.serve(create_server(), args)
+    return transport.serve(server, args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
