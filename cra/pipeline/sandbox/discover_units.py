@@ -11,6 +11,7 @@ self-test, built alone with `-DX_TEST`.
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -112,6 +113,73 @@ def main_guard(text: str, main_line: int) -> str:
     return next((macro for macro, positive in reversed(stack) if macro and positive), "")
 
 
+def by_depth(paths: Iterable[str]) -> list[str]:
+    """Paths shallowest first (the order `resolve_include` searches them in)."""
+    return sorted(paths, key=lambda p: (p.count("/"), p))
+
+
+def resolve_include(rel: str, target: str, known: Container[str], ordered: list[str]) -> str | None:
+    """`#include "target"` in file `rel` as a workspace file: next to the includer first, then the shallowest
+    file (of `ordered`, see `by_depth`) ending in it."""
+    parts: list[str] = []
+    for part in (Path(rel).parent / target).parts:
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    local = "/".join(parts)
+    if local in known:
+        return local
+    suffix = "/" + target.lstrip("./")
+    return next((p for p in ordered if p == target or p.endswith(suffix)), None)
+
+
+def including_units(root: str | Path, rel: str, overrides: dict[str, str] | None = None) -> list[str]:
+    """The units that compile `rel` as part of themselves, directly or through headers and other included `.c`
+    files: the outermost library units that `#include` it (lzlib.c includes encoder_base.c), then the test
+    programs that do; [] when nothing includes it. `overrides`: texts to read instead of the disk's."""
+    root_p = Path(root).resolve()
+    texts: dict[str, str] = {}
+    for path in source_files(root_p, UNIT_SUFFIXES | HEADER_SUFFIXES):
+        try:
+            if (root_p / path).stat().st_size <= MAX_SOURCE_BYTES:
+                texts[path] = (root_p / path).read_text(errors="replace")
+        except OSError:
+            continue
+    texts.update({p: t for p, t in (overrides or {}).items() if Path(p).suffix in UNIT_SUFFIXES | HEADER_SUFFIXES})
+    ordered = by_depth(texts)
+    included_by: dict[str, set[str]] = {}
+    for path, text in texts.items():
+        for target in _INCLUDE.findall(text):
+            hit = resolve_include(path, target, texts, ordered)
+            if hit is not None and hit != path:
+                included_by.setdefault(hit, set()).add(path)
+
+    def ancestors(path: str) -> set[str]:
+        found: set[str] = set()
+        stack = [path]
+        while stack:
+            for parent in included_by.get(stack.pop(), ()):
+                if parent not in found:
+                    found.add(parent)
+                    stack.append(parent)
+        return found
+
+    def is_unit(path: str) -> bool:
+        return Path(path).suffix in UNIT_SUFFIXES
+
+    outermost: set[str] = set()
+    for unit in filter(is_unit, ancestors(rel)):
+        if is_test_file(unit):  # a test program: only one nothing includes
+            keep = not included_by.get(unit)
+        else:  # library code: the outermost library unit (a test may include it in turn, as cJSON's do)
+            keep = not any(is_unit(a) and not is_test_file(a) for a in ancestors(unit))
+        if keep:
+            outermost.add(unit)
+    return sorted(outermost, key=lambda p: (is_test_file(p), p.count("/"), p))
+
+
 def _strip_comments(text: str) -> str:
     return _COMMENT_OR_STRING.sub(" ", text)
 
@@ -184,23 +252,11 @@ class ProjectUnits:
         return cls(root_p, texts)
 
     def _resolve(self, rel: str, target: str) -> str | None:
-        """A quoted include as a workspace file: next to the includer first, then any file ending in it."""
-        parts: list[str] = []
-        for part in (Path(rel).parent / target).parts:
-            if part == "..":
-                if parts:
-                    parts.pop()
-            elif part != ".":
-                parts.append(part)
-        local = "/".join(parts)
-        if local in self.units:
-            return local
-        suffix = "/" + target.lstrip("./")
-        return next((p for p in self._sorted_paths if p == target or p.endswith(suffix)), None)
+        return resolve_include(rel, target, self.units, self._sorted_paths)
 
     @cached_property
     def _sorted_paths(self) -> list[str]:
-        return sorted(self.units, key=lambda p: (p.count("/"), p))
+        return by_depth(self.units)
 
     def _closure(self, rel: str) -> list[str]:
         """The file plus every file it includes, transitively (headers and .c files)."""

@@ -11,8 +11,10 @@ from pathlib import Path
 import msgspec
 
 from cra.pipeline.sandbox.limits import SandboxError
+from cra.pipeline.sandbox.project_std import project_c_standard, with_c_standard
 
-DEFAULT_FLAGS: tuple[str, ...] = ("-std=c11", "-Wall", "-Wextra")
+DEFAULT_FLAGS: tuple[str, ...] = ("-std=c11", "-Wall", "-Wextra")  # -std: the project's own when it names one
+_C_SUFFIXES = frozenset({".c", ".h"})
 COMPILE_COMMANDS_DIRS = (".", "build", "out", "cmake-build-debug", "cmake-build-release")
 # Flags that take the next argument as a path, which may be relative to the entry's directory.
 _PATH_ARG_FLAGS = ("-I", "-isystem", "-iquote", "-idirafter", "-include", "-imacros", "-L")
@@ -224,7 +226,8 @@ def flags_from_compile_commands(root: str | Path, path: str | Path) -> CompileFl
 
 def flags_for(root: str | Path, path: str | Path, defaults: list[str] | tuple[str, ...] = DEFAULT_FLAGS, *,
               trusted: bool = False) -> CompileFlags:
-    """compile_commands.json flags when it covers the file, else `defaults` plus include dirs for the project.
+    """compile_commands.json flags when it covers the file, else `defaults` (C: with the `-std=` the project's
+    build files name, see `project_std`) plus include dirs for the project.
 
     Not `trusted` (the default): only the flags `restrict_untrusted` allows are kept, from either source."""
     compile_flags = _flags_for(root, path, defaults)
@@ -245,7 +248,10 @@ def _flags_for(root: str | Path, path: str | Path, defaults: list[str] | tuple[s
     for inc in includes:
         if str(inc) not in seen:
             seen.append(str(inc))
-    return CompileFlags(flags=list(defaults) + [f"-I{d}" for d in seen], source="default")
+    chosen = list(defaults)
+    if Path(path).suffix in _C_SUFFIXES:  # a C++ unit keeps its own -std
+        chosen = with_c_standard(chosen, project_c_standard(root_p))
+    return CompileFlags(flags=chosen + [f"-I{d}" for d in seen], source="default")
 
 
 def rebase_flags(flags: list[str], workspace_root: Path, sandbox_root: Path) -> list[str]:

@@ -2,9 +2,10 @@
 
 In order, each step only when asked for: the edited file parses (no syntax error it did not have), `function`
 keeps its signature, every changed translation unit compiles in a sandboxed copy of the workspace (with a header
-and its source changed together), no new warnings, and the project's tests pass against the change, judged against
-the same tests on the unchanged tree (see `baseline`). The first failure ends the check; its `failure` text is
-what the next attempt's prompt gets: only failures the change caused.
+and its source changed together; a `.c` another unit `#include`s inside that unit), no new warnings, and the
+project's tests pass against the change, judged against the same tests on the unchanged tree (see `baseline`).
+The first failure ends the check; its `failure` text is what the next attempt's prompt gets: only failures the
+change caused. gcc, not tree-sitter, is the judge of syntax: where gcc cannot check the unit, the tests decide.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from cra.pipeline.sandbox import testrun
 from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.diagnostics import Diagnostic, new_errors, new_warnings, parse_diagnostics
+from cra.pipeline.sandbox.discover_units import UNIT_SUFFIXES, including_units, is_test_file
 from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, outside_paths, rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.frameworks import UntrustedCommand
 from cra.pipeline.sandbox.limits import Limits, RunResult
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
+from cra.pipeline.sandbox.test_report import TestRunReport
 from cra.pipeline.sandbox.validate import COMPILE_LIMITS, WORK_DIR, CompileResult, compile_unit
 from cra.pipeline.sandbox.workspace_copy import copy_workspace, relative_inside
 
@@ -55,6 +58,10 @@ class ChangeCheck(msgspec.Struct, kw_only=True):
     diagnostics_source: Literal["compile", "tests"] = "compile"
     tests_not_run: str = ""  # why the project's tests could not judge the change ("" when they did, or weren't asked)
     tests: TestVerdict | None = None  # the baseline-aware test verdict, when the tests ran
+    # Why gcc could not check a changed unit ("" when it could): the unchanged unit fails in the sandbox too (say,
+    # without a header the project's build generates), so only the tests can judge the change.
+    compile_unchecked: str = ""
+    tests_built_by: str = ""  # the test run's kind: "direct" (cra's own gcc commands), "cmake", "make", ... or ""
 
 
 def check_change(root: str | Path, path: str, new_text: str, options: CheckOptions | None = None, *,
@@ -81,11 +88,16 @@ def check_change(root: str | Path, path: str, new_text: str, options: CheckOptio
     changed = {path: new_text, **(extra or {})}
     units = [p for p in changed if p.endswith(".c")] or [path]
     unchecked: list[str] = []  # units that do not compile in the sandbox before the change either
+    built_as: list[str] = []  # "unit.c as part of includer.c": units compiled inside the file including them
     for unit in units:
-        result = compile_changes(root, unit, changed, compiler=options.compiler, default_flags=options.flags,
-                                 limits=options.limits, trusted=options.trusted)
-        if not result.ok and result.baseline_errors and not result.new_errors and result.killed_reason is None:
-            unchecked.append(f"{unit}: {result.baseline_errors[0].render()}")
+        result, where = compile_where_built(root, unit, changed, compiler=options.compiler,
+                                            default_flags=options.flags, limits=options.limits,
+                                            trusted=options.trusted)
+        rel = relative_inside(Path(root).resolve(), unit).as_posix()
+        if where != rel:
+            built_as.append(f"{rel} as part of {where}")
+        if _unchecked(result):
+            unchecked.append(f"{where}: {result.baseline_errors[0].render()}")
             continue
         if not result.ok and syntax_failure is not None:  # tree-sitter and the compiler agree
             syntax_failure.failure = "\n".join(x for x in (syntax_failure.failure, condense(result.stderr, 800)) if x)
@@ -105,23 +117,68 @@ def check_change(root: str | Path, path: str, new_text: str, options: CheckOptio
             return ChangeCheck(ok=False, kind="warnings", parsed=True, compiled=True,
                                message=f"compiles with new warnings: {summary}", failure=summary,
                                diagnostics=result.new_warnings)
-    if unchecked and syntax_failure is not None:
-        return syntax_failure
+    # gcc is the judge of syntax; where it cannot look (the unchanged unit fails too, e.g. without a header the
+    # project's build generates), tree-sitter's error is only a hint (a macro it cannot expand, as in
+    # `if UNLIKELY (x)`): said, and left to the project's tests.
+    hint = ""
+    if unchecked and syntax_failure is not None:  # its message ends "(syntax error on line N)"
+        hint = f"; tree-sitter's {syntax_failure.message.partition('(')[2].rstrip(')')} is left to the tests"
+    parsed = None if hint else True
     compile_note = ("compile not checked (the unchanged code does not compile in cra's sandbox either: "
-                    f"{condense('; '.join(unchecked), 300)})") if unchecked else ""
+                    f"{condense('; '.join(unchecked), 300)}{hint})") if unchecked else ""
     if not run_tests:
         if compile_note:
-            return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=None, message=compile_note)
+            return ChangeCheck(ok=True, kind="ok", parsed=parsed, compiled=None, message=compile_note,
+                               compile_unchecked="; ".join(unchecked))
+        where = f" ({'; '.join(built_as)})" if built_as else ""
         return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True,
-                           message="parses and compiles without new warnings")
+                           message=f"parses and compiles{where} without new warnings")
     build = restrict_untrusted(options.compiler, flags_for(root, units[0], options.flags, trusted=options.trusted).flags,
                                root, trusted=options.trusted)
     options = msgspec.structs.replace(options, compiler=build.compiler)
     check = _test_check(root, changed, options, flags=build.flags, unchanged=baseline, target=function)
-    if compile_note and check.compiled:  # the tests built it (or could not): say what cra itself could not check
-        check.compiled = None if check.tests_passed is None else check.compiled
+    if built_as and not compile_note:
+        check.message = check.message.replace("compiled; ", f"compiled ({'; '.join(built_as)}); ", 1)
+    if compile_note and check.compiled:  # say what cra itself could not check
+        # Only the project's own build (trusted) compiled the unit cra could not: cra's direct test builds use
+        # the same flags, so no direct-built test program that ran can have held it.
+        built = check.tests_passed is not None and check.tests_built_by not in ("", "direct", "none")
+        check.compiled = check.compiled if built else None
+        check.parsed = check.parsed if built else parsed
         check.message = check.message.replace("compiled; ", f"{compile_note}; ", 1)
+    check.compile_unchecked = "; ".join(unchecked)
     return check
+
+
+def _unchecked(result: CompileResult) -> bool:
+    """The unit does not compile in the sandbox before the change either, and the change adds no error: gcc
+    cannot judge it there."""
+    return not result.ok and bool(result.baseline_errors) and not result.new_errors and result.killed_reason is None
+
+
+def compile_where_built(root: str | Path, unit: str, changed: dict[str, str], *, compiler: str,
+                        default_flags: list[str], limits: Limits, trusted: bool = False) -> tuple[CompileResult, str]:
+    """Compile `unit` (with every file of `changed` in place) the way the project compiles it, and say which file
+    was compiled: a `.c` that another library unit `#include`s (lzlib.c includes encoder_base.c) is not a
+    translation unit of its own, so the outermost unit including it is compiled instead. When that cannot be
+    checked (its unchanged text fails too), the unit alone, then a test program including it, are tried."""
+    root_p = Path(root).resolve()
+    rel = relative_inside(root_p, unit).as_posix()
+    includers: list[str] = []
+    if Path(rel).suffix in UNIT_SUFFIXES:
+        overrides = {relative_inside(root_p, p).as_posix(): text for p, text in changed.items()}
+        includers = including_units(root_p, rel, overrides)
+    library = [p for p in includers if not is_test_file(p)]
+    tests = [p for p in includers if is_test_file(p)]
+    first: tuple[CompileResult, str] | None = None
+    for where in [*library[:1], rel, *tests[:1]]:
+        result = compile_changes(root_p, where, changed, compiler=compiler, default_flags=default_flags,
+                                 limits=limits, trusted=trusted)
+        first = first or (result, where)
+        if not _unchecked(result):
+            return result, where
+    assert first is not None
+    return first
 
 
 def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions, *, flags: list[str],
@@ -141,6 +198,12 @@ def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions
     except UntrustedCommand as exc:  # a configured command, untrusted: never run
         return _not_run(str(exc))
     verdict = judge(before, after, target=target)
+    check = _verdict_check(verdict, after)
+    check.tests_built_by = after.kind
+    return check
+
+
+def _verdict_check(verdict: TestVerdict, after: TestRunReport) -> ChangeCheck:
     if verdict.status == "no_tests":
         return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message="compiled; no tests found",
                            tests=verdict)
