@@ -143,6 +143,24 @@ def test_a_body_tree_sitter_cannot_parse_but_the_compiler_accepts_is_kept(
     assert states(log, result.task_id) == ["locate", "context", "implement", "validate", "done"]
 
 
+def test_a_macro_body_in_a_unit_gcc_cannot_check_is_not_refused_on_tree_sitters_word(
+        run: Runner, workspace: Path, log: CallLog, engine: ScriptedEngine) -> None:
+    # fribidi-style: `if UNLIKELY (x)` is a syntax error to tree-sitter, and the unit includes a header only the
+    # project's build generates, so gcc cannot look at it in cra's copy either. No compiler said it is wrong: the
+    # body is offered, and the verdict says what was not checked.
+    workspace.joinpath("cnt.c").write_text(
+        '#include "gen_config.h"\n\nint count(const int *v, int len)\n{\n    return 0;\n}\n')
+    engine.script("implement", "    int n = 0;\n    if UNLIKELY (len == 0)\n        return 0;\n"
+                               "    while (len--)\n        n += *v++ != 0;\n    return n;\n}")
+    result = run(workspace, "implement", "cnt.c", "count", max_rounds=1)
+    assert result.ok, result.error
+    assert result.verdict.compiled is None, result.verdict
+    assert result.verdict.message.startswith("compile not checked") and "gen_config.h" in result.verdict.message
+    assert "tree-sitter reads a syntax error" in result.verdict.message
+    assert "if UNLIKELY (len == 0)" in result.new_text
+    assert states(log, result.task_id) == ["locate", "context", "implement", "validate", "done"]
+
+
 def test_cancellation_between_steps(run: Runner, workspace: Path, log: CallLog, engine: ScriptedEngine) -> None:
     cancel = CancelToken()
 
