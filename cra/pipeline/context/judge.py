@@ -19,6 +19,16 @@ class Judge(Protocol):
         ...
 
 
+def decides(judge: Judge | None, stage: str) -> bool:
+    """Whether `judge` answers `stage`'s questions. A judge may name the stages it decides in a `stages`
+    attribute (the pipeline's, in `[decisions] mode = "auto"`, names those with a trained adapter); the other
+    stages keep the deterministic rules. A judge without that attribute decides every stage."""
+    if judge is None:
+        return False
+    stages = getattr(judge, "stages", None)
+    return stages is None or stage in stages
+
+
 class JudgeError(Exception):
     """The judge answered a different number of questions than it was asked."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from cra.pipeline.context import symbols as k
-from cra.pipeline.context.judge import Judge, ask
+from cra.pipeline.context.judge import Judge, ask, decides
 from cra.pipeline.context.retrieval import FAR, SEED, TIERS, SymbolCandidate
 
 PRIMARY = "primary"
@@ -65,36 +65,42 @@ def _priority(candidate: SymbolCandidate) -> tuple[int, int, float, int, str, in
     return (bucket, 0, -evidence, TIERS.index(candidate.tier), symbol.file, symbol.start_byte)
 
 
+def question_subject(symbol: k.Symbol) -> str:
+    """How a question names its symbol (training data maps questions back to symbols by it)."""
+    return f"Symbol `{symbol.signature}` ({symbol.kind} in {symbol.file})."
+
+
 def _question(candidate: SymbolCandidate, what: str) -> str:
-    symbol = candidate.symbol
-    return f"Symbol `{symbol.signature}` ({symbol.kind} in {symbol.file}). {what}"
+    return f"{question_subject(candidate.symbol)} {what}"
 
 
 def classify(
     candidates: list[SymbolCandidate], prefix: str, judge: Judge | None = None
 ) -> list[PrecisionDecision]:
+    """Rules first; the judge gets the ambiguous rest, one question of the cascade at a time. A question the judge
+    does not decide (see `judge.decides`) is settled as without a judge: the symbol at its cheapest useful level."""
     decided: dict[int, PrecisionDecision] = {}
     ambiguous: list[int] = []
     for i, candidate in enumerate(candidates):
         level = _rule(candidate)
         if level is not None:
             decided[i] = PrecisionDecision(candidate, level, "rule", _priority(candidate))
-        elif judge is None:
-            # No model: offer the symbol at its cheapest useful level; packing ranks it after graph symbols.
-            decided[i] = PrecisionDecision(candidate, _natural_level(candidate.symbol), "rule", _priority(candidate))
         else:
             ambiguous.append(i)
-    if judge is not None and ambiguous:
+    kept = ambiguous
+    if decides(judge, STAGE_RELEVANT) and ambiguous:
         relevant = ask(
-            judge, STAGE_RELEVANT, prefix,
+            judge, STAGE_RELEVANT, prefix,  # type: ignore[arg-type]
             [_question(candidates[i], "Is it needed to do the task?") for i in ambiguous],
         )
         kept = [i for i, (yes, _) in zip(ambiguous, relevant, strict=True) if yes]
         for i, (yes, _) in zip(ambiguous, relevant, strict=True):
             if not yes:
                 decided[i] = PrecisionDecision(candidates[i], EXCLUDED, STAGE_RELEVANT, _priority(candidates[i]))
+    rest = kept
+    if decides(judge, STAGE_PRIMARY) and kept:
         primary = ask(
-            judge, STAGE_PRIMARY, prefix,
+            judge, STAGE_PRIMARY, prefix,  # type: ignore[arg-type]
             [_question(candidates[i], "Is its full text needed (not only its declaration)?") for i in kept],
         )
         rest = []
@@ -103,11 +109,18 @@ def classify(
                 decided[i] = PrecisionDecision(candidates[i], PRIMARY, STAGE_PRIMARY, _priority(candidates[i]))
             else:
                 rest.append(i)
+    if decides(judge, STAGE_SUPPORTING) and rest:
         supporting = ask(
-            judge, STAGE_SUPPORTING, prefix,
+            judge, STAGE_SUPPORTING, prefix,  # type: ignore[arg-type]
             [_question(candidates[i], "Are its declaration and documentation needed?") for i in rest],
         )
         for i, (yes, _) in zip(rest, supporting, strict=True):
             level = SUPPORTING if yes else TYPE_CONTEXT
             decided[i] = PrecisionDecision(candidates[i], level, STAGE_SUPPORTING, _priority(candidates[i]))
+    for i in rest:
+        if i not in decided:
+            # No model for this question: offer the symbol at its cheapest useful level; packing ranks it after
+            # graph symbols.
+            decided[i] = PrecisionDecision(candidates[i], _natural_level(candidates[i].symbol), "rule",
+                                           _priority(candidates[i]))
     return [decided[i] for i in range(len(candidates))]

@@ -3,9 +3,11 @@ ambiguous rest goes to the judge in one batched call per tier (stages scope_depe
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
-from cra.pipeline.context.judge import Judge, ask
+from cra.pipeline.context.judge import Judge, ask, decides
 from cra.pipeline.context.retrieval import COCHANGE, DEPENDENCY, FAR, METADATA, SEED, FileCandidate, Retrieval
 
 STAGE_BY_TIER = {DEPENDENCY: "scope_dependency", COCHANGE: "scope_cochange", METADATA: "scope_metadata"}
@@ -14,6 +16,15 @@ _QUESTION_BY_TIER = {
     COCHANGE: "The file `{path}` historically changes together with the target's file ({why}). Is it relevant?",
     METADATA: "The file `{path}` matches task keywords ({why}). Is it relevant to the task?",
 }
+
+
+_QUESTION_FILE = re.compile(r"The file `([^`]+)` ")
+
+
+def question_file(question: str) -> str | None:
+    """The file a scope question asks about (training data maps questions back to files by it)."""
+    found = _QUESTION_FILE.match(question)
+    return found.group(1) if found else None
 
 
 class ScopeDecision(msgspec.Struct):
@@ -72,7 +83,7 @@ def judge_scope(retrieval: Retrieval, prefix: str, judge: Judge | None = None) -
         settled = _rule(file)
         if settled is not None:
             decisions[file.path] = ScopeDecision(file.path, file.tier, settled, "rule", 1.0)
-        elif judge is None:
+        elif not decides(judge, STAGE_BY_TIER.get(file.tier, "scope_metadata")):
             decisions[file.path] = ScopeDecision(file.path, file.tier, _fallback(file), "rule", 0.5)
         else:
             ambiguous.setdefault(file.tier, []).append(file)

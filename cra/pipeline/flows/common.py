@@ -142,22 +142,29 @@ def _timed_out(task: Task[Any], stage: str, limit: float, *, tries: int) -> Time
 
 
 # ---- A5 / A4 / A12 integration, shared by the flows -------------------------------------------------------------
+class StageJudge:
+    """The pipeline's context judge: one stage judge per scope tier and precision question, answering only for
+    `stages` (the context package keeps its rules for the others; see `pipeline.context.judge.decides`)."""
+
+    def __init__(self, by_stage: dict[str, Judge], stages: frozenset[str]) -> None:
+        self.by_stage = by_stage
+        self.stages = stages
+
+    def __call__(self, stage: str, prefix: str, questions: list[str]) -> list[tuple[bool, float]]:
+        return self.by_stage[stage](stage, prefix, questions)
+
+
 def context_judge(task: Task[Any]) -> Judge | None:
-    """The model judge for scope (A11) and precision (A8) decisions, as `[decisions] mode` says (by default: when
-    one of their stages has a trained adapter); otherwise the context package's deterministic rules decide."""
+    """The model judge for scope (A11) and precision (A8) decisions, as `[decisions] mode` says: "auto" (the
+    default) asks the model only for the stages with a trained adapter, since an untrained base decides worse
+    than the context package's rules (the 0.5B base answers "no" to every "is this symbol needed?"), "always"
+    for all of them; otherwise (or with no stage left) the deterministic rules decide."""
     from cra.pipeline.stages import precision as a8
     from cra.pipeline.stages import scope as a11
 
-    stages = (*a8.CASCADE, *a11.TIER_STAGES)
-    if not task.config.decisions.use_model(any(task.config.adapter_for(s) for s in stages)):
-        return None
     by_stage = {**{s: a8.judge(task.llm) for s in a8.CASCADE}, **{s: a11.judge(task.llm) for s in a11.TIER_STAGES}}
-    default = a11.judge(task.llm)
-
-    def judge(stage: str, prefix: str, questions: list[str]) -> list[tuple[bool, float]]:
-        return by_stage.get(stage, default)(stage, prefix, questions)
-
-    return judge
+    stages = frozenset(s for s in by_stage if task.config.decisions.use_model(task.config.adapter_for(s) is not None))
+    return StageJudge(by_stage, stages) if stages else None
 
 
 def assemble_for(task: Task[Any], target: Symbol, *, stage: str, include_target: bool = True,

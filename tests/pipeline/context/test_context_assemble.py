@@ -138,6 +138,37 @@ def test_judge_decides_only_ambiguous_candidates(index: WorkspaceIndex) -> None:
     assert {"buf_append", "buf"} <= names
 
 
+class StagedJudge:
+    """A judge that decides only `stages` (as the pipeline's does for the stages with a trained adapter)."""
+
+    def __init__(self, stages: set[str]) -> None:
+        self.stages = frozenset(stages)
+        self.asked: list[str] = []
+
+    def __call__(self, stage: str, prefix: str, questions: list[str]) -> list[tuple[bool, float]]:
+        assert stage in self.stages, f"asked {stage}, which it does not decide"
+        self.asked.append(stage)
+        return [(False, 0.9) for _ in questions]  # "no" to everything: what the untrained 0.5B base says
+
+
+def test_a_judge_decides_only_its_stages_and_the_rules_keep_the_rest(index: WorkspaceIndex) -> None:
+    def items(judge: object) -> set[tuple[str, str, str]]:
+        pack_ = assemble(index, "src/buf.c", "buf_append", budget=4000, judge=judge,  # type: ignore[arg-type]
+                         task_text="implement buf_append")
+        return {(i.file, i.name, i.precision) for i in pack_.items}
+
+    rules = items(None)
+    relevant_only = StagedJudge({"precision_relevant"})
+    with_relevant = items(relevant_only)
+    assert relevant_only.asked == ["precision_relevant"]  # primary/supporting were never asked
+    # What it said no to is out; what it kept, and the rule-settled symbols, are at the rules' levels.
+    assert with_relevant < rules
+    scope_only = StagedJudge({"scope_dependency", "scope_metadata", "scope_cochange"})
+    with_scope = items(scope_only)
+    assert "precision_relevant" not in scope_only.asked and with_scope <= rules
+    assert items(StagedJudge(set())) == rules  # a judge for no stage changes nothing
+
+
 def test_cochange_tier_from_git_history(tmp_path: Path) -> None:
     def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
