@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -52,6 +52,8 @@ from cra.training.curate import (
     prompt_digest,
     write_lines,
 )
+
+T = TypeVar("T")
 
 SOURCE = "from-tests"
 STAGE = a6.SPEC.name
@@ -314,7 +316,7 @@ def _write_pairs(out: Path, lines: list[tuple[str, str]], valid_fraction: float)
 
 
 # ---- the implement flow's prompt, without a model ----------------------------------------------------------------
-class _NoModelEngine:
+class NoModelEngine:
     """The engine behind the prompt builder: the flow's locate and context steps need no model unless the config
     asks for model decisions, and then this says how to get them."""
 
@@ -328,7 +330,7 @@ class _NoModelEngine:
         return estimate_tokens(text)
 
 
-class _CountingLLM(StageLLM):
+class CountingLLM(StageLLM):
     """A StageLLM whose token counts need no model file: the context package's own estimate (what `cra context`
     uses). The prompts then match the pipeline's wherever the context budget is not the binding limit."""
 
@@ -342,11 +344,11 @@ class PromptBuilder:
     as the flow's implement step calls it. One workspace index serves every function (the blanked buffer replaces
     the file in memory only)."""
 
-    def __init__(self, root: Path, config: Config) -> None:
+    def __init__(self, root: Path, config: Config, llm: StageLLM | None = None) -> None:
         self.root = root
         self.config = config
         self._index: WorkspaceIndex | None = None
-        self._llm = _CountingLLM(ModelRouter(config, root=root), _NoModelEngine(), None)  # type: ignore[arg-type]
+        self._llm = llm or CountingLLM(ModelRouter(config, root=root), NoModelEngine(), None)  # type: ignore[arg-type]
 
     def index(self) -> WorkspaceIndex:
         if self._index is None:  # no on-disk index cache: the scan leaves the workspace as it found it
@@ -355,14 +357,26 @@ class PromptBuilder:
         return self._index
 
     def messages(self, unit: str, blanked: str, name: str) -> list[dict[str, str]]:
+        def implement_prompt(task: Task[implement_flow.ImplementData]) -> list[dict[str, str]]:
+            built = implement_flow.implement_messages(task)  # first attempt: no failure yet
+            return [{"role": m.role, "content": m.content} for m in built]
+
+        return self.with_context(unit, blanked, name, implement_prompt)
+
+    def with_context(self, unit: str, blanked: str, name: str,
+                     use: Callable[[Task[implement_flow.ImplementData]], T]) -> T:
+        """Run the flow's locate and context steps on the stub, then `use` the task; the index gets the unit's own
+        text back afterwards."""
         flow = implement_flow.FLOW
         request = ActionRequest(action=flow.action, path=str(self.root / unit), text=blanked, root=str(self.root),
                                 symbol=name)
         task: Task[implement_flow.ImplementData] = Task(
             request, self.config, self._llm, None, lambda _m, _p: None, CancelToken(), flow=flow,
             data=implement_flow.ImplementData(), index=self.index())
-        implement_flow.locate(task)
-        implement_flow.context(task)
-        built = implement_flow.implement_messages(task)  # first attempt: no failure yet
-        self.index().update(request.path, (self.root / unit).read_bytes().decode("utf-8", errors="surrogateescape"))
-        return [{"role": m.role, "content": m.content} for m in built]
+        try:
+            implement_flow.locate(task)
+            implement_flow.context(task)
+            return use(task)
+        finally:
+            self.index().update(request.path,
+                                (self.root / unit).read_bytes().decode("utf-8", errors="surrogateescape"))

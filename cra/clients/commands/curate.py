@@ -43,10 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "as implement pairs (the implement flow's prompt; the original, test-verified body as the answer)")
     g.add_argument("--from-tests", nargs="?", const="", default=None, metavar="ROOT",
                    help="scan this workspace (default: --root); output default: <root>/.cra/training-from-tests")
-    g.add_argument("--limit", type=int, help="scan at most this many functions")
+    g.add_argument("--limit", type=int, help="scan at most this many functions (also --from-code)")
     g.add_argument("--trust", action="store_true",
                    help="trust the workspace: run its own build/test commands (default: cra's direct gcc builds)")
     g.add_argument("--run-seconds", type=float, default=60.0, help="wall-clock limit of one test run (60)")
+    g = p.add_argument_group(
+        "from the workspace's code", "--from-code: instead of the call log, blank each function with a body and "
+        "record the context decisions the implement flow asks the model (precision: is this symbol needed?, scope: "
+        "is this file relevant?), answered by what the original body uses; no model, no test run")
+    g.add_argument("--from-code", nargs="?", const="", default=None, metavar="ROOT",
+                   help="scan this workspace (default: --root); output default: <root>/.cra/training-from-code")
     p.set_defaults(func=_curate)
 
     p = subparsers.add_parser(
@@ -74,8 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _curate(args: argparse.Namespace) -> int:
+    if args.from_tests is not None and args.from_code is not None:
+        print("cra: --from-tests and --from-code exclude each other: choose one source", file=sys.stderr)
+        return 2
     if args.from_tests is not None:
         return _curate_from_tests(args)
+    if args.from_code is not None:
+        return _curate_from_code(args)
     root = Path(args.root)
     try:
         options = CurateOptions(stages=args.stage, min_label=args.min_label, model=args.model,
@@ -130,6 +141,33 @@ def _curate_from_tests(args: argparse.Namespace) -> int:
     print(f"{scan.scanned} of {scan.functions_found} functions scanned, {scan.covered} covered by the tests, "
           f"{manifest.pairs} implement pairs written to {out} (train {counts.train if counts else 0}, valid "
           f"{counts.valid if counts else 0}) in {scan.seconds:.1f} s; baseline: {scan.baseline}")
+    return 0
+
+
+def _curate_from_code(args: argparse.Namespace) -> int:
+    from cra.training.from_code import FromCodeError, FromCodeOptions, curate_from_code
+
+    root = Path(args.from_code or args.root)
+    out = Path(args.out) if args.out else root / ".cra" / "training-from-code"
+    options = FromCodeOptions(limit=args.limit, valid_fraction=args.valid_fraction, force=args.force)
+    try:
+        manifest = curate_from_code(root, out, options)
+    except FromCodeError as exc:
+        print(f"cra: {exc}", file=sys.stderr)
+        return 2
+    except CurationError as exc:  # the output directory is in the way
+        print(f"cra: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(manifest), indent=2))
+        return 0
+    scan = manifest.from_code
+    rows = [{"stage": stage, "train": c.train, "valid": c.valid, "yes": scan.answers.get(stage, {}).get("yes", 0),
+             "no": scan.answers.get(stage, {}).get("no", 0), "duplicates": c.duplicates}
+            for stage, c in manifest.stages.items()]
+    print_table(rows, ["stage", "train", "valid", "yes", "no", "duplicates"])
+    print(f"\n{scan.scanned} of {scan.functions_found} functions scanned, {manifest.pairs} decision pairs written to "
+          f"{out} in {scan.seconds:.1f} s")
     return 0
 
 
