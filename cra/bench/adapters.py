@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class Row(msgspec.Struct, kw_only=True):
     prefill_tok_s: float
     prefill_tokens: int
     accuracy: float
+    # Decision items: the mean over answers of the share of that answer's items picked right (always giving the
+    # frequent answer scores 0.5 here however skewed the items are).
+    balanced_accuracy: float | None = None
     items: int
     gain_kept: float | None = None  # None: the base row, or no gain to keep
     speed_vs_base: float | None = None
@@ -92,7 +96,8 @@ class Report(msgspec.Struct, kw_only=True):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, metavar="MODEL", help="base model: a registered name or a GGUF")
     parser.add_argument("--adapter", required=True, metavar="ADAPTER.gguf", help="the stage's LoRA adapter")
-    parser.add_argument("--data", required=True, metavar="PAIRS.jsonl", help="`cra curate-data` pairs of the stage")
+    parser.add_argument("--data", required=True, action="append", metavar="PAIRS.jsonl",
+                        help="`cra curate-data` pairs of the stage (repeatable: say, one file per held-out library)")
     parser.add_argument("--types", default="f16,q8_0,q6_k,q4_k", help="fused types (default f16,q8_0,q6_k,q4_k)")
     parser.add_argument("--held-out", type=float, default=0.1,
                         help="the held-out share `cra train` used; those pairs are scored (0.1; 1 = all pairs)")
@@ -111,15 +116,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---- data -------------------------------------------------------------------------------------------------------
 
 
-def load_items(path: str | Path, held_out: float, limit: int) -> tuple[str, list[Item]]:
-    """(stage, the held-out items) from a pairs file: the split is the prompt-hash one `cra train` uses."""
+def load_items(paths: Sequence[str | Path], held_out: float, limit: int) -> tuple[str, list[Item]]:
+    """(stage, the held-out items) from pairs files: the split is the prompt-hash one `cra train` uses. Past
+    `limit`, the items kept are the first by prompt hash: a fixed sample across all the files."""
+    stage: str | None = None
+    keyed: list[tuple[str, Item]] = []
+    for path in map(Path, paths):
+        stage, found = _load_file(path, held_out, stage)
+        keyed += found
+    if stage is None:
+        raise BenchError(f"{', '.join(map(str, paths))}: no pairs")
+    if not keyed:
+        raise BenchError(f"no pair falls in the held-out split {held_out} (use --held-out 1 for all)")
+    if len(keyed) > limit:
+        keyed = sorted(keyed, key=lambda k: k[0])[:limit]
+    return stage, [item for _, item in keyed]
+
+
+def _load_file(path: Path, held_out: float, stage: str | None) -> tuple[str | None, list[tuple[str, Item]]]:
     from cra.training.curate import in_valid_split, prompt_digest
 
-    path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: data file not found")
-    stage: str | None = None
-    items: list[Item] = []
+    items: list[tuple[str, Item]] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -143,16 +162,13 @@ def load_items(path: str | Path, held_out: float, limit: int) -> tuple[str, list
         if stage is not None and line_stage != stage:
             raise BenchError(f"{path}:{number}: pairs of two stages ({stage!r}, {line_stage!r}); bench one stage")
         stage = line_stage
-        if held_out < 1 and not in_valid_split(prompt_digest(stage, prompt), held_out):
+        key = prompt_digest(stage, prompt)
+        if held_out < 1 and not in_valid_split(key, held_out):
             continue
         choices = meta.get("choices")
         ok = isinstance(choices, list) and answer in choices and all(isinstance(c, str) for c in choices)
-        items.append(Item(messages=prompt, answer=answer, choices=choices if ok else None))
-    if stage is None:
-        raise BenchError(f"{path}: no pairs")
-    if not items:
-        raise BenchError(f"{path}: no pair falls in the held-out split {held_out} (use --held-out 1 for all)")
-    return stage, items[:limit]
+        items.append((key, Item(messages=prompt, answer=answer, choices=choices if ok else None)))
+    return stage, items
 
 
 # ---- one row, in its own process --------------------------------------------------------------------------------
@@ -178,14 +194,19 @@ def measure_row(spec: RowSpec) -> Row:
             prefill_tokens, prefill_s = pre.tokens_in - pre.cached_tokens, pre.prefill_s
     decode_s = min(_timed_decode(engine, model, adapters, spec.decode_tokens) for _ in range(spec.repeats))
     correct = 0
+    per_answer: dict[str, list[int]] = {}  # decision items: answer -> [right, items]
     for item in [] if spec.speed_only else spec.items:
         messages = [Message(m["role"], m["content"]) for m in item.messages]
         if item.choices:
             got = engine.decide(model, adapters, messages, item.choices).label
+            tally = per_answer.setdefault(item.answer, [0, 0])
+            tally[0] += got == item.answer
+            tally[1] += 1
         else:
             budget = engine.count_tokens(model, item.answer) + 8
             got = engine.generate(model, adapters, messages, GenParams(max_tokens=budget)).text.strip()
         correct += got == item.answer.strip()
+    balanced = round(sum(r / n for r, n in per_answer.values()) / len(per_answer), 4) if per_answer else None
     engine.close()
     size = os.path.getsize(spec.model) + (os.path.getsize(spec.adapter) if spec.adapter else 0)
     return Row(name=spec.name, file_mib=round(size / 2**20, 2),
@@ -194,7 +215,7 @@ def measure_row(spec: RowSpec) -> Row:
                decode_tokens=spec.decode_tokens,
                prefill_tok_s=round(prefill_tokens / prefill_s, 2) if prefill_s > 0 else 0.0,
                prefill_tokens=prefill_tokens, accuracy=0.0 if spec.speed_only else round(correct / len(spec.items), 4),
-               items=0 if spec.speed_only else len(spec.items))
+               balanced_accuracy=balanced, items=0 if spec.speed_only else len(spec.items))
 
 
 def _peak_rss_kib() -> int:
@@ -337,7 +358,7 @@ def run(args: argparse.Namespace, log: Any = lambda _: None) -> Report:
             shutil.rmtree(work, ignore_errors=True)
     best, summary = score(rows)
     return Report(date=datetime.date.today().isoformat(), stage=stage, base=str(base), adapter=str(args.adapter),
-                  data=str(args.data), held_out=args.held_out, rows=rows, best=best, summary=summary)
+                  data=", ".join(map(str, args.data)), held_out=args.held_out, rows=rows, best=best, summary=summary)
 
 
 def markdown(report: Report) -> str:
@@ -346,11 +367,13 @@ def markdown(report: Report) -> str:
 
     lines = [f"stage `{report.stage}`, {report.rows[0].items} held-out items, base `{Path(report.base).name}`, "
              f"{report.date}", "",
-             "| row | file MiB | peak RSS MiB | decode tok/s | prefill tok/s | accuracy | gain kept | speed vs base |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| row | file MiB | peak RSS MiB | decode tok/s | prefill tok/s | accuracy | balanced accuracy | gain kept "
+             "| speed vs base |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report.rows:
         lines.append(f"| {r.name} | {r.file_mib:.1f} | {r.peak_rss_mib:.0f} | {r.decode_tok_s:.1f} | "
-                     f"{r.prefill_tok_s:.1f} | {r.accuracy:.3f} | {num(r.gain_kept)} | {num(r.speed_vs_base)} |")
+                     f"{r.prefill_tok_s:.1f} | {r.accuracy:.3f} | {num(r.balanced_accuracy, '{:.3f}')} | "
+                     f"{num(r.gain_kept)} | {num(r.speed_vs_base)} |")
     lines += ["", report.summary]
     return "\n".join(lines)
 

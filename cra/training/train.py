@@ -59,6 +59,9 @@ class TrainOptions(msgspec.Struct, kw_only=True):
     grad_accum: int = 8  # examples per optimizer step (batch size 1)
     max_tokens: int = 512
     held_out: float = 0.1
+    eval_data: list[str] = []  # evaluate on these pairs (say, other libraries) instead of a held-out split
+    eval_limit: int | None = None  # score at most this many evaluation pairs (a fixed, hash-ordered subset)
+    balance: float | None = None  # decision stages: keep at most this many of each answer per rarest-answer pair
     seed: int = 0
     save_every: int = 50
     resume: bool = False
@@ -84,6 +87,9 @@ class EvalResult(msgspec.Struct):
     examples: int
     loss: float  # mean over examples of the mean answer-token negative log-likelihood (nats)
     accuracy: float
+    # Decision stages: the mean over answers of the share of that answer's pairs picked right. Unlike accuracy it
+    # does not reward always giving the most frequent answer.
+    balanced_accuracy: float | None = None
 
 
 class TrainState(msgspec.Struct, kw_only=True):
@@ -183,6 +189,28 @@ def split(examples: Sequence[Example], held_out: float) -> tuple[list[Example], 
     return train, [e for e in examples if in_valid_split(e.key, held_out)]
 
 
+def balanced(examples: Sequence[Example], ratio: float) -> list[Example]:
+    """Decision pairs with no answer more than `ratio` times as frequent as the rarest one (a context decision's
+    "no" can outnumber "yes" 15 to 1; trained on that as it is, the adapter learns to always say "no"). Which pairs
+    stay is decided by their prompt hash, so the subset is fixed; the order of the kept pairs is kept."""
+    by_answer: dict[str, list[Example]] = {}
+    for e in examples:
+        if e.choices is not None:
+            by_answer.setdefault(e.answer, []).append(e)
+    if len(by_answer) < 2:
+        return list(examples)
+    cap = math.ceil(ratio * min(len(v) for v in by_answer.values()))
+    kept = {id(e) for group in by_answer.values() for e in sorted(group, key=lambda e: e.key)[:cap]}
+    return [e for e in examples if e.choices is None or id(e) in kept]
+
+
+def fixed_subset(examples: Sequence[Example], limit: int | None) -> list[Example]:
+    """At most `limit` examples, chosen by prompt hash (the same ones every run)."""
+    if limit is None or len(examples) <= limit:
+        return list(examples)
+    return sorted(examples, key=lambda e: e.key)[:limit]
+
+
 def data_digest(examples: Sequence[Example]) -> str:
     h = hashlib.sha256()
     for e in examples:
@@ -229,6 +257,7 @@ def evaluate(model: Any, items: Sequence[Encoded]) -> EvalResult | None:
     if not items:
         return None
     loss = correct = 0.0
+    per_answer: dict[int, list[float]] = {}  # decision stages: answer index -> [right, pairs]
     model.eval()
     with torch.no_grad():
         for item in items:
@@ -242,10 +271,23 @@ def evaluate(model: Any, items: Sequence[Encoded]) -> EvalResult | None:
                     loss += float(-logp.mean())
                     greedy_ok = bool((logits.argmax(-1) == target).all())
             if item.is_decision:
-                correct += float(max(range(len(scores)), key=scores.__getitem__) == item.answer_index)
+                right = float(max(range(len(scores)), key=scores.__getitem__) == item.answer_index)
+                correct += right
+                tally = per_answer.setdefault(item.answer_index, [0.0, 0.0])
+                tally[0] += right
+                tally[1] += 1
             else:
                 correct += float(greedy_ok)
-    return EvalResult(examples=len(items), loss=loss / len(items), accuracy=correct / len(items))
+    balanced_accuracy = sum(r / n for r, n in per_answer.values()) / len(per_answer) if per_answer else None
+    return EvalResult(examples=len(items), loss=loss / len(items), accuracy=correct / len(items),
+                      balanced_accuracy=balanced_accuracy)
+
+
+def describe(result: EvalResult) -> str:
+    text = f"loss {result.loss:.4f}, accuracy {result.accuracy:.3f}"
+    if result.balanced_accuracy is not None:
+        text += f", balanced accuracy {result.balanced_accuracy:.3f}"
+    return text
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -267,7 +309,13 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = lambda _: None,
     run with the checkpoint saved (what an interruption does)."""
     _check_options(options)
     examples = load_examples(options.data, options.stage)
-    train_set, held_set = split(examples, options.held_out)
+    if options.eval_data:
+        train_set, held_set = list(examples), load_examples(options.eval_data, options.stage)
+    else:
+        train_set, held_set = split(examples, options.held_out)
+    if options.balance is not None:
+        train_set = balanced(train_set, options.balance)
+    held_set = fixed_subset(held_set, options.eval_limit)
     if not train_set:
         raise TrainError(f"all {len(examples)} pairs fell in the held-out split: add data or lower --held-out")
     base = resolve_base(options.base)
@@ -309,7 +357,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = lambda _: None,
     with peft_model.disable_adapter():
         before = evaluate(peft_model, encoded_held)
     if before:
-        log(f"held-out before: loss {before.loss:.4f} accuracy {before.accuracy:.3f} ({before.examples} examples)")
+        log(f"held-out before: {describe(before)} ({before.examples} examples)")
     total = options.steps if options.steps is not None else math.ceil(
         options.epochs * len(encoded_train) / options.grad_accum)
     start_step = state.step
@@ -354,7 +402,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = lambda _: None,
                            seconds_per_step=seconds / max(steps_done, 1), before=before, after=None)
     after = evaluate(peft_model, encoded_held)
     if after:
-        log(f"held-out after: loss {after.loss:.4f} accuracy {after.accuracy:.3f}")
+        log(f"held-out after: {describe(after)}")
     lora_state = {k: v.detach().cpu().numpy() for k, v in peft_model.state_dict().items() if "lora_" in k}
     cfg: Any = model.config
     export_lora(lora_state, options.out, model_type=cfg.model_type, alpha=alpha,
@@ -376,6 +424,8 @@ def _check_options(o: TrainOptions) -> None:
         (o.grad_accum >= 1, f"--grad-accum {o.grad_accum}: must be at least 1"),
         (o.max_tokens >= 8, f"--max-tokens {o.max_tokens}: must be at least 8"),
         (0.0 <= o.held_out < 1.0, f"--held-out {o.held_out}: must be at least 0 and below 1"),
+        (o.balance is None or o.balance >= 1, f"--balance {o.balance}: must be at least 1"),
+        (o.eval_limit is None or o.eval_limit >= 1, f"--eval-limit {o.eval_limit}: must be at least 1"),
         (o.save_every >= 1, f"--save-every {o.save_every}: must be at least 1"),
         (o.dtype in ("f32", "f16"), f"--dtype {o.dtype!r}: use f32 or f16"),
         (o.out.endswith(".gguf"), f"--out {o.out}: the adapter file must end in .gguf"),

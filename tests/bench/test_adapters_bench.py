@@ -23,7 +23,7 @@ torch.set_num_threads(1)  # tiny matrices: threads only add contention on a shar
 
 ROWS = ["base", "base+adapter", "fused-f16", "fused-q8_0"]
 COLUMNS = {"name", "file_mib", "peak_rss_mib", "decode_tok_s", "decode_tokens", "prefill_tok_s", "prefill_tokens",
-           "accuracy", "items", "gain_kept", "speed_vs_base"}
+           "accuracy", "balanced_accuracy", "items", "gain_kept", "speed_vs_base"}
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -61,6 +61,7 @@ def test_every_row_and_column_is_measured(bench: dict[str, Any]) -> None:
         assert row["decode_tok_s"] > 0 and row["prefill_tok_s"] > 0 and row["prefill_tokens"] > 50, row
         assert row["decode_tokens"] == 8, row  # the tiny model never ends early: the same budget on every row
         assert 0 <= row["accuracy"] <= 1 and 5 <= row["items"] <= 20, row
+        assert 0 <= row["balanced_accuracy"] <= 1, row  # decision items: a recall per answer, averaged
     # Each row's own peak, not the peak it would inherit across exec from this (torch-laden) process.
     own_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert all(r["peak_rss_mib"] < own_peak_mib / 2 for r in report["rows"]), (own_peak_mib, report["rows"])

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=512,
                    help="longest example; longer prompts are cut from the left (512)")
     p.add_argument("--held-out", type=float, default=0.1, help="share of prompts held out for evaluation (0.1)")
+    p.add_argument("--eval-data", action="append", default=[], metavar="PAIRS",
+                   help="evaluate on these pairs (say, held-out libraries) instead of a held-out split; all of "
+                        "--data is then trained on (repeatable)")
+    p.add_argument("--eval-limit", type=int, help="score at most this many evaluation pairs (a fixed subset)")
+    p.add_argument("--balance", type=float, metavar="RATIO",
+                   help="decision stages: train on at most RATIO pairs of each answer per pair of the rarest one")
     p.add_argument("--seed", type=int, default=0, help="LoRA init and example order (0)")
     p.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps (50)")
     p.add_argument("--dtype", choices=("f32", "f16"), default="f32", help="adapter tensor type (f32)")
@@ -66,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
         from cra.training.adapter_routes import RouteError, register_adapter
         from cra.training.hf_base import BaseModelError
         from cra.training.lora_export import ExportError
-        from cra.training.train import DEFAULT_TARGETS, TrainError, TrainOptions, train
+        from cra.training.train import DEFAULT_TARGETS, TrainError, TrainOptions, describe, train
     except ImportError as exc:
         return fail(f"training needs torch, transformers and peft: pip install 'cra[train]' ({exc})")
     out = Path(args.out) if args.out else default_out(args.base, args.stage)
@@ -74,7 +80,8 @@ def _train(args: argparse.Namespace) -> int:
         stage=args.stage, data=args.data, base=args.base, out=str(out), rank=args.rank, alpha=args.alpha,
         targets=[t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else list(DEFAULT_TARGETS),
         steps=args.steps, epochs=args.epochs, lr=args.lr, grad_accum=args.grad_accum, max_tokens=args.max_tokens,
-        held_out=args.held_out, seed=args.seed, save_every=args.save_every, resume=args.resume, dtype=args.dtype)
+        held_out=args.held_out, eval_data=args.eval_data, eval_limit=args.eval_limit, balance=args.balance,
+        seed=args.seed, save_every=args.save_every, resume=args.resume, dtype=args.dtype)
     try:
         report = train(options, log=lambda line: print(line, file=sys.stderr, flush=True))
         registered = None
@@ -99,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
           f"{report.truncated} truncated)")
     for name, result in (("before", report.before), ("after", report.after)):
         if result is not None:
-            print(f"held-out {name}: loss {result.loss:.4f}, accuracy {result.accuracy:.3f}")
+            print(f"held-out {name}: {describe(result)}")
     if registered:
         print(f"registered: [adapters.{json.dumps(registered['base_model'])}] {args.stage} = "
               f"{json.dumps(report.adapter)} in {registered['config']}")
