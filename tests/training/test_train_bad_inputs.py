@@ -89,6 +89,10 @@ def test_bad_options_and_resume_without_checkpoint(isolated: Path, capsys: pytes
         (["--out", str(isolated / "a.gguf"), "--rank", "0"], "--rank 0"),
         (["--out", str(isolated / "a.gguf"), "--targets", "q,lm_head"], "--targets lm_head"),
         (["--out", str(isolated / "a.gguf"), "--resume"], "--resume: no checkpoint"),
+        (["--out", str(isolated / "a.gguf"), "--balance", "0.5"], "--balance 0.5: must be at least 1"),
+        (["--out", str(isolated / "a.gguf"), "--eval-limit", "0"], "--eval-limit 0: must be at least 1"),
+        (["--out", str(isolated / "a.gguf"), "--eval-data", str(isolated / "none.jsonl")],
+         "none.jsonl: data file not found"),
     ]:
         rc, err = run_train(capsys, *common, *extra)
         assert rc == 2 and message in err, (extra, err)
