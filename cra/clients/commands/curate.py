@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -115,6 +117,26 @@ def _curate(args: argparse.Namespace) -> int:
     return 0
 
 
+M = TypeVar("M")
+
+
+def _scanned(scan: Callable[[], M], bad_input: type[Exception], *, as_json: bool) -> tuple[M | None, int]:
+    """Run a workspace scan's export: (its manifest, 0) to print a summary of; (None, exit code) when it failed
+    (2: bad input, 1: the output directory is in the way) or was printed as JSON."""
+    try:
+        manifest = scan()
+    except bad_input as exc:
+        print(f"cra: {exc}", file=sys.stderr)
+        return None, 2
+    except CurationError as exc:
+        print(f"cra: {exc}", file=sys.stderr)
+        return None, 1
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(manifest), indent=2))
+        return None, 0
+    return manifest, 0
+
+
 def _curate_from_tests(args: argparse.Namespace) -> int:
     from cra.training.from_tests import FromTestsError, FromTestsOptions, curate_from_tests
 
@@ -125,17 +147,9 @@ def _curate_from_tests(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root / ".cra" / "training-from-tests"
     options = FromTestsOptions(limit=args.limit, trusted=args.trust, run_seconds=args.run_seconds,
                                valid_fraction=args.valid_fraction, force=args.force)
-    try:
-        manifest = curate_from_tests(root, out, options)
-    except FromTestsError as exc:
-        print(f"cra: {exc}", file=sys.stderr)
-        return 2
-    except CurationError as exc:  # the output directory is in the way
-        print(f"cra: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(msgspec.to_builtins(manifest), indent=2))
-        return 0
+    manifest, rc = _scanned(lambda: curate_from_tests(root, out, options), FromTestsError, as_json=args.json)
+    if manifest is None:
+        return rc
     scan = manifest.from_tests
     counts = manifest.stages.get("implement")
     print(f"{scan.scanned} of {scan.functions_found} functions scanned, {scan.covered} covered by the tests, "
@@ -150,17 +164,9 @@ def _curate_from_code(args: argparse.Namespace) -> int:
     root = Path(args.from_code or args.root)
     out = Path(args.out) if args.out else root / ".cra" / "training-from-code"
     options = FromCodeOptions(limit=args.limit, valid_fraction=args.valid_fraction, force=args.force)
-    try:
-        manifest = curate_from_code(root, out, options)
-    except FromCodeError as exc:
-        print(f"cra: {exc}", file=sys.stderr)
-        return 2
-    except CurationError as exc:  # the output directory is in the way
-        print(f"cra: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(msgspec.to_builtins(manifest), indent=2))
-        return 0
+    manifest, rc = _scanned(lambda: curate_from_code(root, out, options), FromCodeError, as_json=args.json)
+    if manifest is None:
+        return rc
     scan = manifest.from_code
     rows = [{"stage": stage, "train": c.train, "valid": c.valid, "yes": scan.answers.get(stage, {}).get("yes", 0),
              "no": scan.answers.get(stage, {}).get("no", 0), "duplicates": c.duplicates}
