@@ -5,13 +5,16 @@ come from tree-sitter-c (`cra.pipeline.context.cparse`); C++ files, which tree-s
 get a plain identifier scan for their references. A program is built from its own file, the `.c` files it
 `#include`s (compiled as part of it, never linked again) and, transitively, the library units defining a name it
 uses. Units whose `main` is active are never linked into another program; a `main` behind `#ifdef X_TEST` marks a
-self-test, built alone with `-DX_TEST`.
+self-test, built alone with `-DX_TEST`; one behind `#if 0` is none. The project's decorator macros (`ZEXPORT`,
+`local`, `OF(args)`, `CJSON_PUBLIC(type)`) are expanded before parsing (see decorator_macros). What static reading
+gets wrong about #ifdef branches, the linker settles: a program whose link leaves names undefined is planned again
+with `missing` (see testrun).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +22,12 @@ import msgspec
 
 from cra.pipeline.context import symbols as k
 from cra.pipeline.context.cparse import parse_source
+from cra.pipeline.sandbox.decorator_macros import (
+    Decorator,
+    decorator_macros,
+    expand_decorators,
+    macro_definitions,
+)
 
 C_SUFFIXES = frozenset({".c"})
 CXX_SUFFIXES = frozenset({".cc", ".cpp", ".cxx"})
@@ -36,6 +45,7 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 _CXX_MAIN = re.compile(r"^\s*(?:int|auto|void)\s+main\s*\(", re.M)
 _DIRECTIVE = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 _DEFINED = re.compile(r"^\s*(?:defined\s*\(\s*(\w+)\s*\)|defined\s+(\w+)|(\w+))\s*$")
+DEAD_MAIN = "0"  # main_guard of a main behind `#if 0`: no main at all
 SELF_TEST_MARK = "TEST"  # a main behind a define whose name holds this (X_TEST, UNIT_TEST, TESTING) is a self-test
 
 
@@ -90,7 +100,8 @@ def is_test_file(rel: str) -> bool:
 
 
 def main_guard(text: str, main_line: int) -> str:
-    """The macro whose `#ifdef`/`#if defined()` branch holds line `main_line` (0-based), "" when none does."""
+    """The macro whose `#ifdef`/`#if defined()` branch holds line `main_line` (0-based), "" when none does,
+    DEAD_MAIN when an `#if 0` does."""
     stack: list[tuple[str, bool]] = []  # (macro or "", in the positive branch)
     for number, line in enumerate(text.splitlines()):
         if number >= main_line:
@@ -110,7 +121,9 @@ def main_guard(text: str, main_line: int) -> str:
             stack[-1] = ("", False)
         elif word == "endif" and stack:
             stack.pop()
-    return next((macro for macro, positive in reversed(stack) if macro and positive), "")
+    if any(macro == "0" and positive for macro, positive in stack):
+        return DEAD_MAIN
+    return next((macro for macro, positive in reversed(stack) if macro and positive and not macro[0].isdigit()), "")
 
 
 def by_depth(paths: Iterable[str]) -> list[str]:
@@ -193,8 +206,9 @@ def scan_unit(rel: str, data: bytes) -> UnitInfo:
         stripped = _strip_comments(text)
         main = _CXX_MAIN.search(stripped)
         guard = main_guard(text, text.count("\n", 0, main.start())) if main else ""
-        return UnitInfo(path=rel, language="c++", uses=sorted(set(_IDENT.findall(stripped))), has_main=bool(main),
-                        main_guard=guard, includes=includes)
+        has_main = bool(main) and guard != DEAD_MAIN
+        return UnitInfo(path=rel, language="c++", uses=sorted(set(_IDENT.findall(stripped))), has_main=has_main,
+                        main_guard=guard if has_main else "", includes=includes)
     index = parse_source(rel, data)
     defines: set[str] = set()
     main_line = -1
@@ -207,6 +221,11 @@ def scan_unit(rel: str, data: bytes) -> UnitInfo:
                 main_line = sym.start_line
             elif not head.startswith(("static", "inline")):
                 defines.add(sym.name)
+        elif sym.kind == k.PROTOTYPE and data[sym.end_byte:].lstrip()[:1] == b"{":
+            # A K&R definition with a pointer result (`void *f(n) unsigned n; {`) reads as a prototype.
+            local_bodies.add(sym.name)
+            if not head.startswith(("static", "inline", "extern")):
+                defines.add(sym.name)
         elif sym.kind == k.VARIABLE and not head.startswith(("extern", "static")):
             defines.add(sym.name)
         elif sym.kind in (k.MACRO, k.MACRO_FUNCTION):
@@ -218,8 +237,9 @@ def scan_unit(rel: str, data: bytes) -> UnitInfo:
         uses = {n for n, o in zip(names, owners, strict=True) if o in local_bodies}
         return UnitInfo(path=rel, language="header", uses=sorted(uses), includes=includes)
     guard = main_guard(text, main_line) if main_line >= 0 else ""
+    has_main = main_line >= 0 and guard != DEAD_MAIN
     return UnitInfo(path=rel, language="c", defines=sorted(defines), uses=sorted(set(names) - {"main"}),
-                    has_main=main_line >= 0, main_guard=guard, includes=includes)
+                    has_main=has_main, main_guard=guard if has_main else "", includes=includes)
 
 
 class ProjectUnits:
@@ -227,13 +247,37 @@ class ProjectUnits:
 
     def __init__(self, root: Path, texts: dict[str, bytes]) -> None:
         self.root = root
-        self.units = {rel: scan_unit(rel, data) for rel, data in texts.items()}
+        decoded = {rel: data.decode("utf-8", errors="replace") for rel, data in texts.items()}
+        self.units = {rel: scan_unit(rel, expand_decorators(text, macros).encode())
+                      for rel, text, macros in self._decorated(decoded)}
         self._by_name: dict[str, list[str]] = {}
         for rel, info in self.units.items():
             info.includes = [hit for target in info.includes if (hit := self._resolve(rel, target))]
         for rel, info in sorted(self.units.items()):
             for name in info.defines:
                 self._by_name.setdefault(name, []).append(rel)
+
+    @staticmethod
+    def _decorated(decoded: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Decorator]]]:
+        """Each file with the decorator macros to expand in it before parsing (`int API name(...)` with `#define
+        API` would otherwise define "API", not "name"): those of the headers it includes win over the rest of the
+        tree's (a contrib folder's `#define local` must not undo the library's `#define local static`)."""
+        ordered = by_depth(decoded)
+        includes = {rel: [hit for target in _INCLUDE.findall(text)
+                          if (hit := resolve_include(rel, target, decoded, ordered)) is not None]
+                    for rel, text in decoded.items()}
+        definitions = {rel: macro_definitions(text) for rel, text in decoded.items()}
+        everywhere = decorator_macros(definitions.values())
+        for rel, text in decoded.items():
+            seen = {rel}
+            stack = [rel]
+            while stack:
+                for inc in includes[stack.pop()]:
+                    if inc not in seen:
+                        seen.add(inc)
+                        stack.append(inc)
+            own = decorator_macros(definitions[p] for p in sorted(seen) if definitions[p])
+            yield rel, text, everywhere | own
 
     @classmethod
     def scan(cls, root: str | Path, overrides: dict[str, str] | None = None) -> ProjectUnits:
@@ -285,8 +329,11 @@ class ProjectUnits:
             plans.append(self.plan(rel, name=name, defines=defines))
         return plans
 
-    def plan(self, source: str, *, name: str | None = None, defines: list[str] | None = None) -> ProgramPlan:
-        """The units program `source` needs: what it uses, defined by library units, transitively."""
+    def plan(self, source: str, *, name: str | None = None, defines: list[str] | None = None,
+             missing: Iterable[str] = ()) -> ProgramPlan:
+        """The units program `source` needs: what it uses, defined by library units, transitively. `missing`:
+        names the linker found undefined although the program's own files seem to define them (a definition
+        behind an #ifdef that is off): they are taken from library units instead."""
         own = self._closure(source)
         included = [p for p in own if p != source and self.units[p].language != "header"]
         units = [source]
@@ -300,13 +347,19 @@ class ProjectUnits:
                 used.update(self.units[path].uses)
 
         absorb(own)
+        missing = set(missing)
+        # The program's own definitions of what the linker missed are dead code, and so may be its others: a
+        # library unit defining them too is no clash.
+        dead = set(defined) if missing else set()
+        defined -= missing
+        used |= missing
         unresolved: set[str] = set()
         while True:
             wanted = sorted(used - defined - unresolved - {"main"})
             if not wanted:
                 break
             for name_used in wanted:
-                provider = self._provider(name_used, source, taken, defined)
+                provider = self._provider(name_used, source, taken, defined - dead)
                 if provider is None:
                     unresolved.add(name_used)
                     continue

@@ -97,3 +97,14 @@ def with_c_standard(flags: Sequence[str], std: str | None) -> list[str]:
             continue
         out.append(flag)
     return out if placed else [f"-std={std}", *out]
+
+
+_ISO_C = re.compile(r"-std=c(\d\w*)")
+
+
+def gnu_dialect(flags: Sequence[str]) -> list[str]:
+    """`flags` with an ISO C `-std=cNN` turned into `-std=gnuNN`: what gcc builds with when a project names no
+    standard. Strict ISO modes hide POSIX/BSD declarations (DT_DIR, strdup, fileno) that such a project's tests
+    use without defining _DEFAULT_SOURCE."""
+    return [f"-std=gnu{m.group(1)}" if (m := _ISO_C.fullmatch(flag)) and C_STANDARD.fullmatch(flag[5:]) else flag
+            for flag in flags]

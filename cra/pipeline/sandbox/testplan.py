@@ -23,6 +23,7 @@ from cra.pipeline.sandbox.discover_units import (
 )
 from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for
 from cra.pipeline.sandbox.limits import SandboxError
+from cra.pipeline.sandbox.project_std import gnu_dialect, project_c_standard
 from cra.pipeline.sandbox.test_report import RunKind
 from cra.pipeline.sandbox.validate import WORK_DIR
 
@@ -34,6 +35,8 @@ BIN_DIR = f"{WORK_DIR}/bin"
 _MAKE_TARGET = re.compile(r"^(check|test)\s*:(?!=)", re.M)
 _CMAKE_TESTS = re.compile(r"\b(enable_testing|add_test|include\s*\(\s*CTest)\b", re.I)
 _MESON_TESTS = re.compile(r"\btest\s*\(")
+_INCLUDE_LINE = re.compile(r"^\s*#\s*include\b")
+_PATH_LITERAL = re.compile(r'"([A-Za-z0-9_][A-Za-z0-9_.+-]*/[A-Za-z0-9_./+-]*)"')
 _C_STD = re.compile(r"^-std=(c|gnu)\d\w*$")
 _CXX_STD = re.compile(r"^-std=(c|gnu)\+\+\w*$")
 
@@ -47,10 +50,14 @@ class Step(msgspec.Struct, kw_only=True):
 
 class PlannedProgram(ProgramPlan, kw_only=True):
     """A test program cra builds itself (its units, as discovery found them) with the exact compile/link argv
-    (workspace-relative paths)."""
+    (workspace-relative paths). The library units' objects go into `archive` (a static library the link names
+    after the program's own object), so the linker takes only the ones the program needs: a unit discovery took
+    for a name it did not really need cannot break the link with undefined references of its own."""
 
     compile: list[list[str]] = []
     link: list[str] = []
+    archive: str = ""
+    run_dir: str = ""  # workspace-relative folder the program runs in ("" = the root); see `run_dir`
 
 
 class TestPlan(msgspec.Struct, kw_only=True):
@@ -172,6 +179,30 @@ def binary_path(name: str) -> str:
     return f"{BIN_DIR}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
 
 
+def run_dir(root: Path, source: str, text: str) -> str:
+    """The folder a test program runs in: its own when a relative path its code names ("inputs/test1",
+    "data/cases.json") exists next to it and not at the root, as when its build runs it from there; else the
+    root ("")."""
+    folder = Path(source).parent
+    if folder == Path("."):
+        return ""
+    code = "\n".join(line for line in text.splitlines() if not _INCLUDE_LINE.match(line))
+    for literal in _PATH_LITERAL.findall(code):
+        name = literal.strip()
+        if name.startswith("/") or ".." in Path(name).parts:
+            continue
+        try:
+            if (root / folder / name).exists() and not (root / name).exists():
+                return folder.as_posix()
+        except (OSError, ValueError):
+            continue
+    return ""
+
+
+def archive_path(name: str) -> str:
+    return f"{OBJ_DIR}/lib{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.a"
+
+
 def link_libraries(texts: list[str]) -> list[str]:
     libs = ["-lm"]
     joined = "\n".join(texts)
@@ -193,6 +224,24 @@ def direct_programs(root: Path, changed: dict[str, str] | None, compiler: str, f
     return out
 
 
+def _test_build_flags(root: Path, unit: str, flags: list[str] | None) -> list[str]:
+    """A unit's flags in a test build: a project that names no C standard is built by gcc's default, a GNU
+    dialect, so cra's strict default (kept for judging the changed unit itself) becomes its GNU twin here."""
+    chosen = unit_flags(root, unit, flags)
+    if Path(unit).suffix in CXX_SUFFIXES or project_c_standard(root) is not None:
+        return chosen
+    return gnu_dialect(chosen)
+
+
+def relinked_program(root: Path, program: PlannedProgram, missing: list[str], units: ProjectUnits, compiler: str,
+                     flags: list[str] | None, changed: dict[str, str]) -> PlannedProgram | None:
+    """`program` planned again after its link left `missing` undefined; None when no further unit defines them."""
+    plan = units.plan(program.source, name=program.name, defines=program.defines, missing=missing)
+    if set(plan.units) <= set(program.units):
+        return None
+    return _planned(root, plan, header_dirs(root), compiler, flags, changed)
+
+
 def _planned(root: Path, plan: ProgramPlan, includes: list[str], compiler: str, flags: list[str] | None,
              changed: dict[str, str]) -> PlannedProgram:
     compile_argv = []
@@ -204,12 +253,15 @@ def _planned(root: Path, plan: ProgramPlan, includes: list[str], compiler: str, 
         tool = "g++" if cxx else compiler
         obj = object_path(unit, defines)
         objects.append(obj)
-        compile_argv.append([tool, *unit_flags(root, unit, flags), *includes, *(f"-D{d}" for d in defines),
+        compile_argv.append([tool, *_test_build_flags(root, unit, flags), *includes, *(f"-D{d}" for d in defines),
                              "-fdiagnostics-color=never", "-c", unit, "-o", obj])
         texts.append(changed.get(unit) or _read(root / unit))
     linker = "g++" if plan.linker == "g++" else compiler
-    link = [linker, "-o", binary_path(plan.name), *objects, *link_libraries(texts)]
-    fields = msgspec.structs.asdict(plan) | {"linker": linker, "compile": compile_argv, "link": link}
+    archive = archive_path(plan.name) if len(objects) > 1 else ""
+    link = [linker, "-o", binary_path(plan.name), objects[0], *([archive] if archive else []),
+            *link_libraries(texts)]
+    fields = msgspec.structs.asdict(plan) | {"linker": linker, "compile": compile_argv, "link": link,
+                                             "archive": archive, "run_dir": run_dir(root, plan.source, texts[0])}
     return PlannedProgram(**fields)
 
 

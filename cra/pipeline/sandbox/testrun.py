@@ -2,12 +2,16 @@
 
 Trusted kinds (cmake, meson, autotools, make, config) run the project's own commands in a persistent sandbox copy
 of the workspace (build_cache), so a second run after a one-file change rebuilds one unit. The direct kind builds
-each test program with cra's own gcc/g++ commands in a throwaway copy, each library unit compiled once.
+each test program with cra's own gcc/g++ commands in a throwaway copy, each library unit compiled once; the library
+units go into a static archive, so the linker takes only those the program needs, a library unit that does not
+compile here is left out unless the link needs it, and names a link leaves undefined are looked up again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shlex
 import shutil
 import time
@@ -19,6 +23,7 @@ import msgspec
 from cra.pipeline.sandbox.build_cache import locked_build_dir, sync_tree
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.diagnostics import Diagnostic, parse_diagnostics
+from cra.pipeline.sandbox.discover_units import ProjectUnits
 from cra.pipeline.sandbox.flags import rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.limits import Limits, RunResult, SandboxError
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
@@ -32,6 +37,7 @@ from cra.pipeline.sandbox.testplan import (
     Step,
     TestPlan,
     detect_tests,
+    relinked_program,
 )
 from cra.pipeline.sandbox.testrun_parse import (
     RunnerTest,
@@ -52,6 +58,9 @@ TEST_LIMITS = Limits(cpu_seconds=20, wall_seconds=60.0, memory_mb=2048, max_proc
 BUILD_FLOOR = Limits(cpu_seconds=300, wall_seconds=900.0, memory_mb=4096, max_processes=128,
                      max_output_bytes=2 * 1024 * 1024, max_file_bytes=512 * 1024 * 1024)
 OUTPUT_CHARS = 4000
+# A link that leaves names undefined is planned again with units defining them, at most this many times.
+MAX_RELINKS = 3
+_UNDEFINED = re.compile(r"undefined reference to [`']([^'`]+)'")
 
 
 class UntrustedCommand(SandboxError):
@@ -83,7 +92,7 @@ def run_tests(
     if plan.kind == "none":
         report = TestRunReport(kind="none", command="", not_run_reason="; ".join(plan.not_runnable))
     elif plan.kind == "direct":
-        report = _run_direct(root_p, changed, plan, limits)
+        report = _run_direct(root_p, changed, plan, limits, _Relinker(root_p, changed, compiler, flags))
     else:
         report = _run_project(root_p, changed, plan, limits)
     report.seconds = round(time.monotonic() - started, 4)
@@ -98,14 +107,30 @@ class _Compiled(msgspec.Struct):
     diagnostics: list[Diagnostic]
 
 
-def _run_direct(root: Path, changed: dict[str, str], plan: TestPlan, limits: Limits) -> TestRunReport:
+class _Relinker:
+    """Plans a program again when its link leaves names undefined: static discovery cannot see which #ifdef
+    branch is on (minigzip.c's own gzwrite exists only with Z_SOLO), the linker can. The tree is scanned again
+    only when some link needs it."""
+
+    def __init__(self, root: Path, changed: dict[str, str], compiler: str, flags: list[str] | None) -> None:
+        self.root, self.changed, self.compiler, self.flags = root, changed, compiler, flags
+        self._units: ProjectUnits | None = None
+
+    def __call__(self, program: PlannedProgram, missing: list[str]) -> PlannedProgram | None:
+        if self._units is None:
+            self._units = ProjectUnits.scan(self.root, self.changed)
+        return relinked_program(self.root, program, missing, self._units, self.compiler, self.flags, self.changed)
+
+
+def _run_direct(root: Path, changed: dict[str, str], plan: TestPlan, limits: Limits,
+                relinker: _Relinker) -> TestRunReport:
     sandbox = make_sandbox_dir()
     try:
         copy_workspace(root, sandbox, changed=changed)
         for sub in (OBJ_DIR, BIN_DIR):
             (sandbox / sub).mkdir(parents=True, exist_ok=True)
         objects: dict[str, _Compiled] = {}
-        programs = [_direct_program(root, sandbox, program, objects, limits) for program in plan.programs]
+        programs = [_direct_program(root, sandbox, program, objects, limits, relinker) for program in plan.programs]
     finally:
         remove_sandbox_dir(sandbox)
     report = TestRunReport(kind="direct", command=plan.command, programs=programs,
@@ -139,29 +164,56 @@ def _first_error(compiled: _Compiled) -> str:
 
 
 def _direct_program(root: Path, sandbox: Path, program: PlannedProgram, objects: dict[str, _Compiled],
-                    limits: Limits) -> ProgramResult:
+                    limits: Limits, relinker: _Relinker) -> ProgramResult:
     started = time.monotonic()
     log: list[str] = []
-    for argv in program.compile:
-        obj = argv[-1]
-        if obj not in objects:
-            objects[obj] = _compile(rebase_flags(argv, root, sandbox), sandbox, limits)
-        compiled = objects[obj]
-        log.append(compiled.log)
-        if not compiled.ok:
+    left_out: dict[str, str] = {}  # library unit -> why it was left out of the archive
+    for attempt in range(MAX_RELINKS + 1):
+        members: list[str] = []
+        for argv in program.compile:
+            obj = argv[-1]
+            if obj not in objects:
+                objects[obj] = _compile(rebase_flags(argv, root, sandbox), sandbox, limits)
+            compiled = objects[obj]
+            log.append(compiled.log)
             unit = argv[argv.index("-c") + 1]
-            return ProgramResult(name=program.name, status="build_failed", reason=f"{unit} did not compile: "
-                                 f"{_first_error(compiled)}", output=condense("\n".join(log), OUTPUT_CHARS),
-                                 diagnostics=compiled.diagnostics, seconds=round(time.monotonic() - started, 4))
-    linked = _compile(program.link, sandbox, limits)
-    log.append(linked.log)
-    if not linked.ok:
-        return ProgramResult(name=program.name, status="build_failed", reason=f"link failed: {_first_error(linked)}",
-                             output=condense("\n".join(log), OUTPUT_CHARS), diagnostics=linked.diagnostics,
-                             seconds=round(time.monotonic() - started, 4))
-    run = run_sandboxed([f"./{program.link[2]}"], sandbox, limits)
+            if not compiled.ok and unit != program.source and unit not in relinker.changed:
+                # A library unit that does not build here (windows.h, a generated header) may not be needed:
+                # the link says. A changed unit's error is always the verdict.
+                left_out[unit] = f"{unit} did not compile: {_first_error(compiled)}"
+                continue
+            if not compiled.ok:
+                return ProgramResult(name=program.name, status="build_failed", reason=f"{unit} did not compile: "
+                                     f"{_first_error(compiled)}", output=condense("\n".join(log), OUTPUT_CHARS),
+                                     diagnostics=compiled.diagnostics, seconds=round(time.monotonic() - started, 4))
+            if unit != program.source:
+                members.append(obj)
+        if program.archive:
+            (sandbox / program.archive).unlink(missing_ok=True)
+            if members:
+                archived = _compile(["ar", "rcs", program.archive, *members], sandbox, limits)
+                log.append(archived.log)
+        link = program.link if members or not program.archive else [a for a in program.link if a != program.archive]
+        linked = _compile(link, sandbox, limits)
+        log.append(linked.log)
+        if linked.ok:
+            break
+        missing = sorted(set(_UNDEFINED.findall(linked.log)))
+        replanned = relinker(program, missing) if missing and attempt < MAX_RELINKS else None
+        if replanned is None:
+            why = f"; left out: {'; '.join(left_out.values())}" if left_out else ""
+            return ProgramResult(name=program.name, status="build_failed",
+                                 reason=f"link failed: {_first_error(linked)}{why}",
+                                 output=condense("\n".join(log), OUTPUT_CHARS), diagnostics=linked.diagnostics,
+                                 seconds=round(time.monotonic() - started, 4))
+        program = replanned
+    binary = os.path.relpath(program.link[2], program.run_dir or ".")
+    binary = binary if "/" in binary else f"./{binary}"
+    run = run_sandboxed([binary], sandbox / program.run_dir, limits, sandbox_root=sandbox)
     text = _text(run, sandbox)
-    log += [f"$ ./{program.link[2]}", text]
+    # A program that ran is judged by what it printed: its build log (warnings the change adds or removes,
+    # another length once condensed) is not compared with the baseline's.
+    log += [f"$ {f'cd {program.run_dir} && ' if program.run_dir else ''}{binary}", text]
     passed, failed = cases(text)
     n_pass, n_fail = summary_counts(text, run.returncode)
     status: ProgramStatus = "passed"
@@ -178,7 +230,7 @@ def _direct_program(root: Path, sandbox: Path, program: PlannedProgram, objects:
         n_fail = 0
     return ProgramResult(name=program.name, status=status, cases_passed=passed, cases_failed=failed,
                          passed_count=n_pass, failed_count=n_fail, reason=reason,
-                         output=condense("\n".join(x for x in log if x), OUTPUT_CHARS),
+                         output=condense("\n".join(x for x in log[-2:] if x), OUTPUT_CHARS),
                          seconds=round(time.monotonic() - started, 4))
 
 
