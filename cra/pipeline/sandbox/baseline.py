@@ -84,8 +84,10 @@ def _mentions(text: str, target: str | None) -> bool:
 
 
 def _failure_lines(output: str) -> list[str]:
+    # Not the commands echoed, nor condense's own summary line ("[condensed: 120 lines, 0 error lines, ...]"): its
+    # counts change whenever the change alters a warning, which would make the same failure look new.
     return [line.strip() for line in output.splitlines() if line.strip() and _FAILURE_LINE.search(line)
-            and not line.startswith("$ ")]
+            and not line.startswith(("$ ", "[condensed:"))]
 
 
 def _normal(line: str) -> str:

@@ -162,6 +162,15 @@ def test_a_name_inside_a_longer_identifier_is_not_the_target() -> None:
     assert judge(report(named), report(named), target="add").unfixed == ["t"]
 
 
+def test_condensed_output_counts_that_changed_do_not_make_a_failure_new() -> None:
+    # The same failing build, condensed: the change altered a warning, so the summary line's counts differ.
+    def failing(lines: int, warnings: int) -> ProgramResult:
+        return prog("make check", "failed", f"[condensed: {lines} lines, 0 error lines, {warnings} warning lines, "
+                                            "kept below]\nFAIL: example\n")
+    verdict = judge(report(failing(120, 3), kind="make"), report(failing(118, 2), kind="make"), target="gzungetc")
+    assert verdict.status == "passed" and verdict.caused == [], verdict
+
+
 def test_the_verdict_round_trips_as_json() -> None:
     import msgspec
 
