@@ -4,7 +4,8 @@
   computed at all (`logits_to_keep`), which is most of the speed on short decision answers.
 - A deterministic held-out split by a hash of the prompt (the same hash curate-data splits by), evaluated on the
   base (adapter disabled) and on the trained adapter: mean answer-token loss and accuracy (decision stages: the
-  best-scoring label is the logged one; others: every answer token is the greedy choice).
+  label whose first token scores best, as the engine's `decide` picks, is the logged one; others: every answer
+  token is the greedy choice).
 - Memory stays bounded: batch size 1 with gradient accumulation, and `max_tokens` cuts the prompt from the left.
 - Resumable: the PEFT weights, the optimizer and the step go to `<out stem>.ckpt/` next to the adapter every
   `save_every` steps, on interruption and at the end; `resume` continues from there. The example order is a pure
@@ -266,7 +267,8 @@ def evaluate(model: Any, items: Sequence[Encoded]) -> EvalResult | None:
             for index, ans in enumerate(item.answers):
                 logits, target = answer_logits(model, item.prompt_ids, ans)
                 logp = F.log_softmax(logits.float(), dim=-1).gather(1, target[:, None])[:, 0]
-                scores.append(float(logp.sum()))
+                # A decision is scored as the engine's `decide` picks it: by the label's first token.
+                scores.append(float(logp[0] if item.is_decision else logp.sum()))
                 if index == item.answer_index:
                     loss += float(-logp.mean())
                     greedy_ok = bool((logits.argmax(-1) == target).all())
