@@ -158,6 +158,17 @@ int apply(callback f,
 }
 void todo(int x) { (void)x; /* TODO */ }
 int later(int);
+long kr_add(a, b)
+    long a;
+    long b;
+{
+    return a + b;
+}
+int kr_stub(n)
+    unsigned n;
+{
+    return 0;
+}
 #ifdef __cplusplus
 }
 #endif
