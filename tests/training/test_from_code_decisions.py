@@ -175,3 +175,15 @@ def test_a_fixed_subset_is_chosen_by_prompt_hash() -> None:
     subset = fixed_subset(examples, 10)
     assert len(subset) == 10 and {e.key for e in subset} == {e.key for e in fixed_subset(examples[::-1], 10)}
     assert fixed_subset(examples, None) == examples
+
+
+def test_from_code_and_from_tests_together_is_a_clear_error(tmp_path: Path) -> None:
+    rc, _, err = run_cli(["curate-data", "--from-code", str(tmp_path), "--from-tests", str(tmp_path),
+                          "--out", str(tmp_path / "o")])
+    assert rc == 2 and "exclude each other" in err and not (tmp_path / "o").exists()
+
+
+def test_a_file_as_root_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "x.c").write_text("int x;\n")
+    rc, _, err = run_cli(["curate-data", "--from-code", str(tmp_path / "x.c"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "not a directory" in err
