@@ -31,7 +31,7 @@ import msgspec
 from cra.bench.quality_tasks import QualityError, blank_function
 from cra.pipeline.config import Config, ConfigError, DecisionsConfig, load_config
 from cra.pipeline.context import ContextError, parse_source
-from cra.pipeline.context.precision import STAGE_RELEVANT, question_subject
+from cra.pipeline.context.precision import RELEVANT_QUESTION, STAGE_RELEVANT, question_subject
 from cra.pipeline.context.scope import question_file
 from cra.pipeline.engine.types import CallStats, Decision, Message
 from cra.pipeline.flows.base import ActionFailed
@@ -118,7 +118,7 @@ class OracleLLM(CountingLLM):
 
     def _answer(self, stage: str, question: str) -> str | None:
         if stage == STAGE_RELEVANT:
-            name = next((n for s, n in self.subjects.items() if question.startswith(s)), None)
+            name = self.subjects.get(question.removesuffix(f" {RELEVANT_QUESTION}"))
             if name is None:
                 self.unmapped += 1
                 return None

@@ -21,6 +21,7 @@ LEVELS = (PRIMARY, SUPPORTING, TYPE_CONTEXT, EXCLUDED)
 STAGE_RELEVANT = "precision_relevant"
 STAGE_PRIMARY = "precision_primary"
 STAGE_SUPPORTING = "precision_supporting"
+RELEVANT_QUESTION = "Is it needed to do the task?"  # after the subject, in STAGE_RELEVANT's questions
 
 
 class PrecisionDecision(msgspec.Struct):
@@ -91,7 +92,7 @@ def classify(
     if decides(judge, STAGE_RELEVANT) and ambiguous:
         relevant = ask(
             judge, STAGE_RELEVANT, prefix,  # type: ignore[arg-type]
-            [_question(candidates[i], "Is it needed to do the task?") for i in ambiguous],
+            [_question(candidates[i], RELEVANT_QUESTION) for i in ambiguous],
         )
         kept = [i for i, (yes, _) in zip(ambiguous, relevant, strict=True) if yes]
         for i, (yes, _) in zip(ambiguous, relevant, strict=True):
