@@ -250,7 +250,7 @@ def _scan_function(scanner: _Scanner, unit: str, fn: Symbol, lines: list[tuple[s
         # A stub that does not build (a struct return, -Werror) breaks the build, not a test: no coverage shown.
         unbuilt = {p.name: p.reason for p in after.programs if p.status == "build_failed"}
         broken = [n for n in [*verdict.new_failures, *verdict.new_timeouts] if n.split("::")[0] not in unbuilt]
-        if verdict.status in ("not_run", "no_tests"):
+        if verdict.status in ("not_run", "no_tests", "inconclusive"):
             scan.skipped = verdict.message
         elif not broken and any(n.split("::")[0] in unbuilt for n in verdict.new_failures):
             scan.skipped = f"the stub does not build: {next(iter(unbuilt.values()))}"

@@ -43,7 +43,9 @@ _FAILURE_LINE = re.compile(
 _NOISE = re.compile(r"0x[0-9a-fA-F]+|\d+\.\d+|\d+(?::\d+)+|\d{4}-\d\d-\d\d|\d{5,}|/tmp/[^\s:]+")
 
 TestRunner = Callable[..., TestRunReport]
-VerdictStatus = Literal["passed", "failed", "timeout", "not_run", "no_tests"]
+# "inconclusive": the tests ran but nothing passes, before or after the change, and no failure names the target
+# (a suite that fails on the unchanged tree for other reasons): nothing is blamed, and nothing is shown passing.
+VerdictStatus = Literal["passed", "failed", "timeout", "inconclusive", "not_run", "no_tests"]
 
 
 class TestVerdict(msgspec.Struct, kw_only=True):
@@ -64,7 +66,7 @@ class TestVerdict(msgspec.Struct, kw_only=True):
     # failed at baseline on the target, now fail past it on a check the target's failure kept from running
     revealed: list[str] = []
     not_run: dict[str, str] = {}  # program -> why it did not run (at baseline or after)
-    not_run_reason: str = ""  # set when status is "not_run": nothing could be judged
+    not_run_reason: str = ""  # set when status is "not_run" or "inconclusive": why nothing could be judged
     failure: str = ""
 
     @property
@@ -217,8 +219,22 @@ def judge(baseline: TestRunReport, after: TestRunReport, *, target: str | None =
                           unfixed=out.unfixed, fixed=out.fixed, revealed=out.revealed, not_run=not_run,
                           failure=condense("\n\n".join(out.failure), FAILURE_CHARS) if out.failure else "")
     verdict.status = "timeout" if out.new_timeouts else "failed" if (out.new_failures or out.unfixed) else "passed"
+    if verdict.status == "passed" and not (out.fixed or out.revealed or _any_pass(after)):
+        verdict.status = "inconclusive"
+        verdict.not_run_reason = _inconclusive_reason(verdict, target)
     verdict.message = _message(verdict, total=len(after.programs) or len(baseline.programs))
     return verdict
+
+
+def _any_pass(report: TestRunReport) -> bool:
+    """Some test program, or some case of one, passes in `report`."""
+    return any(p.status == "passed" or p.cases_passed for p in report.programs)
+
+
+def _inconclusive_reason(v: TestVerdict, target: str | None) -> str:
+    names = _names(v.failed_after or v.ran)
+    about = f", and no failure names {target}" if target else ""
+    return f"every test that ran fails on the unchanged tree too ({names}){about}: they cannot judge the change"
 
 
 def _unrunnable_reason(report: TestRunReport) -> str:
@@ -249,7 +265,8 @@ def _message(v: TestVerdict, *, total: int) -> str:
         parts.append(f"failing before the change too, not counted: {_names(others)}")
     if v.not_run:
         parts.append(f"not run: {_names([f'{k} ({why})' for k, why in v.not_run.items()], 2)}")
-    head = {"passed": "tests passed", "failed": "tests failed", "timeout": "timeout"}[v.status]
+    head = {"passed": "tests passed", "failed": "tests failed", "timeout": "timeout",
+            "inconclusive": f"tests inconclusive: {v.not_run_reason}"}[v.status]
     return f"{head} ({v.command}: " + "; ".join(parts) + ")"
 
 

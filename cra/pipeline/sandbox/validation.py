@@ -209,6 +209,9 @@ def _verdict_check(verdict: TestVerdict, after: TestRunReport) -> ChangeCheck:
                            tests=verdict)
     if verdict.status == "not_run":
         return _not_run(verdict.not_run_reason, verdict)
+    if verdict.status == "inconclusive":  # they ran, but pass neither before nor after: offered, not confirmed
+        return ChangeCheck(ok=True, kind="ok", parsed=True, compiled=True, message=f"compiled; {verdict.message}",
+                           tests_not_run=verdict.not_run_reason, tests=verdict)
     diagnostics = [d for p in after.programs if p.name in _programs(verdict.caused) for d in p.diagnostics]
     if verdict.status in ("failed", "timeout"):
         return ChangeCheck(ok=False, kind="timeout" if verdict.status == "timeout" else "test", parsed=True,

@@ -70,8 +70,9 @@ CASES: list[tuple[str, Report, Report, dict[str, Any]]] = [
      report(prog("t", "failed", ASSERT_ADD)), report(prog("t", "failed", ASSERT_MUL)),
      {"status": "passed", "caused": [], "revealed": ["t"], "message_has": "failing on an earlier-hidden check"}),
     ("a failure line that differs only by an address, a timing, a clock time or a seed is the same failure",
-     report(prog("t", "failed", "13:02:11 leak at 0x7ffd1234 after 0.013 s (seed 1733224805) failed")),
-     report(prog("t", "failed", "13:02:15 leak at 0x7ffe9999 after 0.020 s (seed 1733224811) failed")),
+     report(prog("t", "failed", "13:02:11 leak at 0x7ffd1234 after 0.013 s (seed 1733224805) failed"), SUB_PASSES),
+     report(prog("t", "failed", "13:02:15 leak at 0x7ffe9999 after 0.020 s (seed 1733224811) failed"),
+            SUB_PASSES),
      {"status": "passed", "caused": [], "baseline_failures": ["t"]}),
     ("a failure line that differs by a small number is another failure",
      report(prog("t", "failed", "case 3 failed")), report(prog("t", "failed", "case 4 failed")),
@@ -98,6 +99,16 @@ CASES: list[tuple[str, Report, Report, dict[str, Any]]] = [
      report(kind="make", command="make check", not_run_reason="make: *** No rule to make target 'check'"),
      report(kind="make", command="make check", not_run_reason="make: *** No rule to make target 'check'"),
      {"status": "not_run", "message_has": "tests not run: make: *** No rule to make target 'check'"}),
+    ("the only test fails before and after, never on the target: inconclusive, not passed",
+     report(prog("tests/test_dsfmt.c", "failed", "checking dsfmt_genrand... mismatch at 17")),
+     report(prog("tests/test_dsfmt.c", "failed", "checking dsfmt_genrand... mismatch at 17")),
+     {"status": "inconclusive", "caused": [], "baseline_failures": ["tests/test_dsfmt.c"],
+      "message_has": "tests inconclusive: every test that ran fails on the unchanged tree too (tests/test_dsfmt.c), "
+                     "and no failure names add: they cannot judge the change"}),
+    ("a suite whose cases partly pass is not inconclusive: those cases judge the change",
+     report(prog("suite", "failed", cases_passed=["test_sub"], cases_failed=["test_mul"])),
+     report(prog("suite", "failed", cases_passed=["test_sub"], cases_failed=["test_mul"])),
+     {"status": "passed", "caused": [], "baseline_failures": ["suite::test_mul"]}),
     ("no test programs at all",
      report(kind="none", command="", not_run_reason="no test programs found"),
      report(kind="none", command="", not_run_reason="no test programs found"),
@@ -138,7 +149,8 @@ def test_judge(baseline: Report, after: Report, want: dict[str, Any]) -> None:
         assert want["message_has"] in verdict.message, verdict.message
     # the verdict names its outcome first, and only a failed verdict has a failure for the prompt
     assert verdict.message.startswith({"passed": "tests passed", "failed": "tests failed", "timeout": "timeout",
-                                       "not_run": "tests not run", "no_tests": "no tests found"}[verdict.status])
+                                       "not_run": "tests not run", "no_tests": "no tests found",
+                                       "inconclusive": "tests inconclusive"}[verdict.status])
     assert bool(verdict.failure) == (verdict.status in ("failed", "timeout"))
 
 
@@ -151,13 +163,15 @@ def test_the_message_lists_what_ran_failed_and_was_fixed() -> None:
 
 
 def test_without_a_target_a_still_failing_test_is_not_blamed() -> None:
-    verdict = judge(report(ADD_FAILS), report(ADD_FAILS), target=None)
+    verdict = judge(report(ADD_FAILS, SUB_PASSES), report(ADD_FAILS, SUB_PASSES), target=None)
     assert verdict.status == "passed" and verdict.caused == []
+    alone = judge(report(ADD_FAILS), report(ADD_FAILS), target=None)
+    assert alone.status == "inconclusive" and alone.caused == [], alone  # nothing passes: nothing to show
 
 
 def test_a_name_inside_a_longer_identifier_is_not_the_target() -> None:
     still = prog("t", "failed", "Assertion `address_of(p) != 0' failed.")
-    assert judge(report(still), report(still), target="add").status == "passed"
+    assert judge(report(still), report(still), target="add").caused == []
     named = prog("t", "failed", "tests/t.c:10:test_add:FAIL: Expected 5 Was 0")
     assert judge(report(named), report(named), target="add").unfixed == ["t"]
 
@@ -168,7 +182,7 @@ def test_condensed_output_counts_that_changed_do_not_make_a_failure_new() -> Non
         return prog("make check", "failed", f"[condensed: {lines} lines, 0 error lines, {warnings} warning lines, "
                                             "kept below]\nFAIL: example\n")
     verdict = judge(report(failing(120, 3), kind="make"), report(failing(118, 2), kind="make"), target="gzungetc")
-    assert verdict.status == "passed" and verdict.caused == [], verdict
+    assert verdict.status == "inconclusive" and verdict.caused == [], verdict
 
 
 def test_the_verdict_round_trips_as_json() -> None:

@@ -77,6 +77,19 @@ def test_a_suite_that_does_not_build_means_tests_not_run(tmp_path: Path) -> None
     assert check.failure == ""
 
 
+def test_a_suite_that_only_fails_elsewhere_is_inconclusive_not_passed(tmp_path: Path) -> None:
+    # dsfmt's and http-parser's shape: the one test program fails on the unchanged tree, before and after the
+    # change, and its failure never names the target. Nothing passes, so nothing may read "tests passed".
+    root = project(tmp_path, "known_failure")
+    for name in ("test_add.c", "test_sub.c"):
+        (root / "tests" / name).unlink()
+    check = check_change(root, "calc.c", with_body(root, "    return a + b;\n"), function="add", run_tests=True)
+    assert check.ok and check.kind == "ok" and check.compiled is True and check.tests_passed is None, check.message
+    assert check.message.startswith("compiled; tests inconclusive: every test that ran fails on the unchanged tree "
+                                    "too (tests/test_mul.c), and no failure names add"), check.message
+    assert "tests passed" not in check.message and check.tests_not_run and check.failure == ""
+
+
 def test_an_endless_loop_is_a_timeout(tmp_path: Path) -> None:
     root = project(tmp_path, "known_failure")
     options = CheckOptions(limits=Limits(cpu_seconds=1, wall_seconds=4.0))
