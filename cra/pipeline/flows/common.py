@@ -227,7 +227,10 @@ def adjustment_round(task: Task[Any], *, goal: str, change: str, kind: str, rema
     from cra.pipeline.stages import adjustment as a4
 
     task.rounds += 1
-    failure = condense(task.failure or "the previous attempt failed", a4.FAILURE_CHARS)
+    hints = failure_name_hints(task, task.failure or "")
+    failure = condense(task.failure or "the previous attempt failed", a4.FAILURE_CHARS - len(hints))
+    if hints:  # after the condensing: the failure's own lines are cut, never the names that fix it
+        failure += "\n\n" + hints
     rule = None if kind in ("compile", "test", "timeout") else False
     decision = decide_optional(task.llm, task.config, {a4.SPEC.name: rule}, action=task.request.action, task=goal,
                                target=task.result.symbol or relative(task, task.request.path))[a4.SPEC.name]
@@ -248,6 +251,22 @@ def adjustment_round(task: Task[Any], *, goal: str, change: str, kind: str, rema
             note += f"; A4 output unusable ({exc})"
     task.failure = a4.as_feedback(failure, revision)
     task.note = note
+
+
+def failure_name_hints(task: Task[Any], failure: str) -> str:
+    """For each name the failure says is not declared, the project's names that were probably meant (see
+    `context.name_hints`), at most a4.HINT_CHARS; "" when there are none or the workspace cannot be indexed."""
+    from cra.pipeline.context import ContextError
+    from cra.pipeline.context.name_hints import name_hints
+    from cra.pipeline.stages import adjustment as a4
+
+    if not failure:
+        return ""
+    try:
+        hints = name_hints(workspace_index(task), relative(task, task.request.path), failure)
+    except ContextError:
+        return ""
+    return hints if len(hints) <= a4.HINT_CHARS else hints[: a4.HINT_CHARS - 4].rsplit("\n", 1)[0] + "\n..."
 
 
 class FunctionShape(msgspec.Struct, frozen=True):

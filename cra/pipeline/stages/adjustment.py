@@ -28,6 +28,7 @@ SYSTEM = (
 
 # The failure text shown to the model; longer output is condensed by the sandbox first.
 FAILURE_CHARS = 1200
+HINT_CHARS = 700  # of FAILURE_CHARS at most: the declared names that may have been meant (`name_hints`)
 CHANGE_CHARS = 1500
 
 

@@ -81,6 +81,19 @@ def test_compile_error_then_an_adjustment_round_then_success(run: Runner, worksp
         ["implement", "adjustment", "implement"]
 
 
+def test_an_invented_name_gets_the_declared_names_meant_in_the_next_prompts(run: Runner, workspace: Path,
+                                                                           engine: ScriptedEngine) -> None:
+    header = workspace / "point.h"
+    header.write_text(header.read_text().replace("int point_x", "#define POINT_ORIGIN_X 0\nint point_x"))
+    engine.script("implement", "    return a + b + POINT_ORIGIN;\n}", GOOD).script("adjustment", ADJUSTMENT)
+    result = run(workspace, "implement", "point.c", "add", max_rounds=1)
+    assert result.ok, result.error
+    hint = "`POINT_ORIGIN_X` (macro, point.h): #define POINT_ORIGIN_X 0"
+    adjustment_prompt, retry_prompt = engine.calls[1].prompt, engine.calls[2].prompt
+    assert "'POINT_ORIGIN' undeclared" in adjustment_prompt and hint in adjustment_prompt
+    assert "`POINT_ORIGIN` is not declared" in retry_prompt and hint in retry_prompt
+
+
 def test_rounds_exhausted_is_a_failure_verdict(run: Runner, workspace: Path, log: CallLog,
                                               engine: ScriptedEngine) -> None:
     engine.script("implement", UNDECLARED, UNDECLARED).script("adjustment", ADJUSTMENT)
