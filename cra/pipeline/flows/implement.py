@@ -24,6 +24,7 @@ from cra.pipeline.flows.common import (
 )
 from cra.pipeline.flows.edits import Splice, propose
 from cra.pipeline.sandbox import check_change
+from cra.pipeline.sandbox.project_std import project_c_standard
 from cra.pipeline.stages import implement as a6
 
 
@@ -67,7 +68,8 @@ def implement_messages(task: ImplementTask) -> list[Message]:
     header = task.shared.source[target.start_byte:target.body_start_byte].decode("utf-8", errors="replace").rstrip()
     pack = task.shared.context
     return a6.build_messages(context=pack.rendered if pack is not None else "", doc=target.doc,
-                             signature=header, name=target.name, failure=task.failure)
+                             signature=header, name=target.name, failure=task.failure,
+                             std=project_c_standard(task.request.root))
 
 
 def implement(task: ImplementTask) -> Next:

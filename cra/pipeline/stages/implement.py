@@ -17,16 +17,35 @@ if TYPE_CHECKING:
 
 SYSTEM = (
     "Implement exactly one C function so that it meets its documented contract. Use only the types, functions "
-    "and macros shown in the context or the C standard library. Write plain C11; do not change the signature; "
-    "answer with code only."
+    "and macros shown in the context or the C standard library. Write plain C (C11 unless the request names "
+    "another dialect); do not change the signature; answer with code only."
 )
+
+# What a model trained mostly on modern C gets wrong in an older dialect, said in the request: cJSON is C89, and
+# a C99 `for (int i = 0; ...)` breaks its build.
+_DIALECT_RULES = {
+    "89": "The project is C89 (ANSI C): declare every variable at the start of a block, before any statement; "
+          "no `for (int i = ...)`; only /* */ comments; no `inline`, no `bool` unless the project defines it.",
+    "99": "The project is C99: no C11 features (`_Static_assert`, `_Generic`, anonymous structs).",
+}
+_DIALECT_YEAR = {"c89": "89", "c90": "89", "ansi": "89", "gnu89": "89", "gnu90": "89", "iso9899:1990": "89",
+                 "iso9899:199409": "89", "c99": "99", "gnu99": "99", "c9x": "99", "gnu9x": "99", "iso9899:1999": "99"}
+
+
+def dialect_rule(std: str | None) -> str:
+    """The request's line about the project's C dialect (`std`: its `-std=` value); "" for C11 and later."""
+    return _DIALECT_RULES.get(_DIALECT_YEAR.get((std or "").lower(), ""), "")
 
 
 def build_messages(*, context: str, doc: str, signature: str, name: str,
-                   failure: str | None = None) -> list[Message]:
+                   failure: str | None = None, std: str | None = None) -> list[Message]:
     """The shared stage layout (preamble, context, then this request) so the other stages of the task (A4
-    adjustment, A7 tests) reuse the evaluated context; the answer is pre-filled with the function's head."""
-    request = with_failure(f"Implement the C function `{name}`. Its contract is the doc comment above it.", failure)
+    adjustment, A7 tests) reuse the evaluated context; the answer is pre-filled with the function's head.
+    std: the project's `-std=` value, when its build files name one."""
+    ask = f"Implement the C function `{name}`. Its contract is the doc comment above it."
+    if rule := dialect_rule(std):
+        ask += "\n" + rule
+    request = with_failure(ask, failure)
     return [*stage_messages(SYSTEM, context, request),
             message("assistant", answer_prefix(doc, signature))]
 

@@ -94,6 +94,16 @@ def test_an_invented_name_gets_the_declared_names_meant_in_the_next_prompts(run:
     assert "`POINT_ORIGIN` is not declared" in retry_prompt and hint in retry_prompt
 
 
+def test_the_prompt_names_an_older_dialect_the_project_builds_with(run: Runner, workspace: Path,
+                                                                   engine: ScriptedEngine) -> None:
+    engine.script("implement", GOOD, GOOD)
+    assert run(workspace, "implement", "point.c", "add").ok
+    assert "The project is C" not in engine.calls[0].prompt  # no build file names a standard: C11, said nowhere
+    (workspace / "Makefile").write_text("CFLAGS = -std=c89 -pedantic\nall: point.o\n")
+    assert run(workspace, "implement", "point.c", "add").ok
+    assert "The project is C89 (ANSI C): declare every variable at the start of a block" in engine.calls[1].prompt
+
+
 def test_rounds_exhausted_is_a_failure_verdict(run: Runner, workspace: Path, log: CallLog,
                                               engine: ScriptedEngine) -> None:
     engine.script("implement", UNDECLARED, UNDECLARED).script("adjustment", ADJUSTMENT)
