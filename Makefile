@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CRA    := $(VENV)/bin/cra
 EXAMPLE := examples/ringbuf
 
-.PHONY: demo test lint venv clean-venv llama-server vscode-e2e
+.PHONY: demo test lint venv clean-venv llama-server vscode-e2e bytecode
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ $(VENV)/.stamp-demo: pyproject.toml | $(PY)
 
 venv: $(VENV)/.stamp-test
 
-demo: $(VENV)/.stamp-demo
+# cra's own .pyc files, as pip writes them for a regular install (an editable one does not): a language server
+# started where PYTHONDONTWRITEBYTECODE is set would otherwise compile every module of cra on each start.
+bytecode: | $(PY)
+	$(PY) -m compileall -q cra > /dev/null
+
+demo: $(VENV)/.stamp-demo bytecode
 	$(CRA) models install
 	$(CRA) run implement $(EXAMPLE)/ringbuf.c --symbol ringbuf_pop
 	$(CRA) logs --root $(EXAMPLE) -n 5
@@ -40,7 +45,7 @@ lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check cra tests
 	$(VENV)/bin/mypy cra
 
-test: $(VENV)/.stamp-test llama-server vscode-e2e lint
+test: $(VENV)/.stamp-test bytecode llama-server vscode-e2e lint
 	$(CRA) models install qwen2.5-coder-0.5b
 	$(PY) -m pytest -q -p no:cacheprovider tests
 

@@ -8,15 +8,11 @@ initialized, shutdown, settings, cra.toml watching, background preparation), `do
 didClose and each document's functions), `code_actions`, `commands` (the actions' executeCommand, trust),
 `docgen` (hover, the generated-doc cache, insertDoc) — plus `edits` (edit application), `runner` (the one door
 into the pipeline), `transport` (stdio, TCP), `pygls_compat` (every reliance on pygls internals), `startup` (what
-makes the imports before `initialize` fast; the entry points import this module inside its `fast_imports`) and
+makes the imports before `initialize` fast: the entry points start the server with its `serve_process`) and
 `quickscan` (which function is where while the C parser is not ready).
 """
 
 from __future__ import annotations
-
-import argparse
-import logging
-from collections.abc import Sequence
 
 from . import code_actions, commands, docgen, documents, lifecycle, transport
 from .runner import PipelineRunner
@@ -32,12 +28,3 @@ def create_server(runner: PipelineRunner | None = None) -> CraLanguageServer:
 
 def start_stdio(server: CraLanguageServer) -> None:
     transport.serve_stdio(server)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cra.server", description="Run the cra language server.")
-    transport.add_arguments(parser)
-    args = parser.parse_args(argv)
-    transport.check(parser, args)
-    logging.basicConfig(level=logging.WARNING)
-    return transport.serve(create_server(), args)

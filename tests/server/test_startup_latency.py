@@ -28,18 +28,25 @@ pytestmark = pytest.mark.timeout(120)
 # Imports the server's modules as `cra lsp` does, then builds LSP values with the classes attrs made.
 IMPORT = """
 import json, sys
-from cra.server.startup import fast_imports
-with fast_imports() as counts:
+from cra.server.startup import CodeCache, cached_cattrs_code, fast_imports
+cache = CodeCache()
+with fast_imports(cache=cache) as counts:
     from cra.server.app import create_server
+imported = dict(counts)
 from lsprotocol import types
 from cra.server.lifecycle import _warm_messages
 server = create_server()
-action = types.CodeAction(title="t", kind="refactor", command=types.Command(title="t", command="cra.implement"))
-back = server.protocol._converter.structure(server.protocol._converter.unstructure(action), types.CodeAction)
-for message in _warm_messages():
-    server.protocol.structure_message(message)
-print(json.dumps({**counts, "equal": back == action, "repr": repr(action),
-                  "numpy": "numpy" in sys.modules, "plain": "__slots__" not in vars(types.CodeAction)}))
+with cached_cattrs_code(cache):  # as `serve_process` serves: the converter's functions through the cache
+    action = types.CodeAction(title="t", kind="refactor", command=types.Command(title="t", command="cra.implement"))
+    back = server.protocol._converter.structure(server.protocol._converter.unstructure(action), types.CodeAction)
+    for message in _warm_messages():
+        server.protocol.structure_message(message)
+cache.save()
+messages = {k: cache.counts[k] - imported[k] for k in imported}
+print(json.dumps({**imported, "messages": messages, "equal": back == action, "repr": repr(action),
+                  "numpy": "numpy" in sys.modules, "plain": "__slots__" not in vars(types.CodeAction),
+                  "module": sys.modules["lsprotocol.types"] is types
+                            and types.CodeAction.__init__.__module__ == "lsprotocol.types"}))
 """
 
 
@@ -64,9 +71,13 @@ def test_the_second_start_takes_the_lsp_types_methods_from_the_cache(tmp_path: P
     second = import_server(tmp_path)
     assert second["hits"] >= first["compiled"] - startup.SAVE_THRESHOLD
     assert second["compiled"] < startup.SAVE_THRESHOLD  # nothing new: the file is not rewritten
+    # the converter's generated functions too
+    assert first["messages"]["compiled"] > 10
+    assert second["messages"]["hits"] >= first["messages"]["compiled"] and second["messages"]["compiled"] == 0
     for run in (first, second):  # the classes behave the same either way
         assert run["equal"] is True and run["numpy"] is False
         assert run["plain"] is True  # built once, not rebuilt with __slots__
+        assert run["module"] is True  # their module back in place, their methods its own
     assert second["repr"] == first["repr"]
 
 
@@ -95,6 +106,19 @@ def test_the_cache_leaves_attrs_as_it_was(tmp_path: Path) -> None:
     assert attr._make._compile_and_eval is original
     assert counts == {"hits": 0, "compiled": 0}
     assert not (tmp_path / "codes.marshal").exists()  # nothing compiled, nothing written
+
+
+def test_the_cattrs_cache_shadows_compile_only_inside(tmp_path: Path) -> None:
+    import cattrs.gen
+
+    cache = startup.CodeCache(tmp_path / "codes.marshal")
+    with startup.cached_cattrs_code(cache):
+        assert "compile" in vars(cattrs.gen)
+        code = cattrs.gen.compile("x = 1", "<t>", "exec")  # type: ignore[attr-defined]
+        assert cattrs.gen.compile("x = 1", "<t>", "exec") is code  # type: ignore[attr-defined]
+        assert cattrs.gen.compile("1", "<t>", "eval") is not None  # another shape: the builtin
+    assert "compile" not in vars(cattrs.gen)
+    assert cache.counts == {"hits": 1, "compiled": 1}
 
 
 def test_plain_classes_only_inside_and_only_where_no_class_asks_for_slots() -> None:

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from cra.server import transport
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `cra --help` and other sub-commands must not pay for pygls and the pipeline.
-    from cra.server.startup import fast_imports
+    from cra.server.startup import serve_process
 
-    with fast_imports():  # see cra.server.startup: about half the CPU time of the imports
-        from cra.server.app import create_server
-
-        server = create_server()  # its converter's hooks allocate much like the imports: also no collection
-
-    logging.basicConfig(level=logging.WARNING)
-    return transport.serve(server, args)
+    return serve_process(args)  # see cra.server.startup: what makes the start fast
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
