@@ -12,6 +12,13 @@ from cra.pipeline.context.symbols import SkippedFile
 SOURCE_SUFFIXES = (".c", ".h")
 DEFAULT_MAX_FILE_BYTES = ContextConfig().max_file_bytes  # one default for the CLI, the server and the pipeline
 ALWAYS_SKIPPED_DIRS = frozenset({".git", ".cra", ".hg", ".svn", "node_modules", "__pycache__", ".venv"})
+
+
+def skipped_dir(name: str) -> bool:
+    """A folder never indexed: VCS and tool folders, and every hidden one. Hidden folders hold no part of a build
+    but may hold copies of it: quilt's `.pc/` keeps each patched file as it was (a Debian source package has
+    three `http_parser.c`), which the index would offer as context beside the real one."""
+    return name in ALWAYS_SKIPPED_DIRS or name.startswith(".")
 _BINARY_SNIFF_BYTES = 8192
 
 
@@ -78,7 +85,7 @@ def _walk(root: str) -> list[str]:
             except OSError:
                 continue
             if is_dir:
-                if entry.name not in ALWAYS_SKIPPED_DIRS and not rules.ignored(rel, True):
+                if not skipped_dir(entry.name) and not rules.ignored(rel, True):
                     stack.append((rel, entry.path))
             elif not rules.ignored(rel, False):
                 found.append(rel)
@@ -107,7 +114,7 @@ def candidate_paths(root: str) -> list[str]:
     chosen = [
         p
         for p in paths
-        if p.endswith(SOURCE_SUFFIXES) and not any(part in ALWAYS_SKIPPED_DIRS for part in p.split("/")[:-1])
+        if p.endswith(SOURCE_SUFFIXES) and not any(skipped_dir(part) for part in p.split("/")[:-1])
     ]
     return sorted(set(chosen))
 

@@ -123,6 +123,18 @@ def test_gitignore_is_honoured_in_a_git_repository(tmp_path: Path) -> None:
     assert sorted(index.files) == ["a.c"]
 
 
+@pytest.mark.parametrize("git", [False, True])
+def test_hidden_folders_such_as_quilts_copies_of_patched_files_are_not_indexed(tmp_path: Path, git: bool) -> None:
+    if git:
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    write(tmp_path, "http_parser.c", b"int http_should_keep_alive(void) { return 1; }\n")
+    write(tmp_path, ".pc/CVE-2020-8287.patch/http_parser.c", b"int http_should_keep_alive(void) { return 0; }\n")
+    write(tmp_path, "src/.cache/gen.c", b"int gen;\n")
+    index = WorkspaceIndex.build(str(tmp_path), use_cache=False)
+    assert sorted(index.files) == ["http_parser.c"]
+    assert [s.file for s in index.definitions("http_should_keep_alive")] == ["http_parser.c"]
+
+
 def test_incremental_update_equals_a_fresh_parse(project: Path) -> None:
     index = WorkspaceIndex.build(str(project), use_cache=False)
     index.remember_tree("src/list.c", SOURCE)
