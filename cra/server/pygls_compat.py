@@ -35,6 +35,11 @@ undocumented behaviour of pygls. When pygls is upgraded, re-check each item here
   of a message type the first time it meets the type (tens of ms for a code action request). The server has them
   built in the background after `initialize`, so that the editor's first requests do not pay for it.
   Guarded by tests/server/test_startup.py and measured by `cra bench lsp` (first codeAction).
+  The answer to `initialize` (`InitializeResult`, `ServerCapabilities`) is written once per process, so building
+  cattrs' functions for it (for every capability type it could hold, ~30 classes) is pure start-up cost: those two
+  are unstructured field by field instead (`unstructure_once_types`), the same way lsprotocol's hooks would
+  (camelCase names, fields at their default left out unless lsprotocol marks them special). Guarded by
+  tests/server/test_startup_latency.py (the same JSON as lsprotocol's own functions give).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, overload
 
+import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace.text_document import TextDocument
@@ -186,3 +192,40 @@ def _incremental_change(document: TextDocument, change: types.TextDocumentConten
 def install_fast_incremental_changes() -> None:
     """Make pygls apply incremental changes to large documents without its per-line loop (idempotent)."""
     TextDocument._apply_incremental_change = _incremental_change  # type: ignore[method-assign, assignment]
+
+
+# Types the server unstructures once per process (the answer to `initialize`).
+ONCE_TYPES: tuple[type, ...] = (types.InitializeResult, types.ServerCapabilities)
+
+
+def _camel(name: str) -> str:
+    """lsprotocol's field name → JSON key (`text_document_sync` → `textDocumentSync`, `from_` → `from`)."""
+    bare = name.removesuffix("_")
+    head, *rest = bare.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _unstructure_fields(converter: Any, cls: type) -> Callable[[Any], dict[str, Any]]:
+    plan = [(f.name, _camel(f.name), f.default, not types.is_special_property(cls, f.name))
+            for f in attrs.fields(cls)]
+
+    def unstructure(value: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, key, default, omit_default in plan:
+            item = getattr(value, name)
+            if omit_default:
+                if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                    default = default.factory()
+                if item == default:
+                    continue
+            out[key] = converter.unstructure(item)
+        return out
+
+    return unstructure
+
+
+def unstructure_once_types(server: LanguageServer) -> None:
+    """Unstructure ONCE_TYPES field by field, without generating cattrs functions for them (see the module doc)."""
+    converter = server.protocol._converter
+    for cls in ONCE_TYPES:
+        converter.register_unstructure_hook(cls, _unstructure_fields(converter, cls))

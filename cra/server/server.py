@@ -42,6 +42,7 @@ class CraLanguageServer(LanguageServer):
     def __init__(self, runner: PipelineRunner | None = None) -> None:
         super().__init__(SERVER_NAME, SERVER_VERSION)
         pygls_compat.install_fast_incremental_changes()  # keystrokes in a 20 MB document stay cheap
+        pygls_compat.unstructure_once_types(self)  # the answer to `initialize` builds no cattrs functions
         self.runner = runner or PipelineRunner()
         self.jobs = JobRunner(max_workers=1)  # the actions the user asked for, one at a time
         self.diagnostics = DiagnosticsBook()

@@ -280,3 +280,32 @@ async def test_a_document_too_long_to_scan_on_the_event_loop_waits_for_its_parse
     assert not answer.done()  # no scan: it waits for the (blocked) parse
     await client.protocol.send_request_async("test/release", {})
     assert (await asyncio.wait_for(answer, 30))[0] == "cra: Implement function `clamp`"
+
+
+def test_the_answer_to_initialize_is_the_json_lsprotocols_own_functions_give() -> None:
+    from lsprotocol.converters import get_converter
+
+    from cra.server import pygls_compat
+    from cra.server.app import create_server
+
+    server = create_server()
+    ours, theirs = server.protocol._converter, get_converter()
+    capabilities = types.ServerCapabilities(
+        position_encoding=types.PositionEncodingKind.Utf16,
+        text_document_sync=types.TextDocumentSyncOptions(open_close=True, change=types.TextDocumentSyncKind.Incremental,
+                                                         save=types.SaveOptions(include_text=False)),
+        code_action_provider=types.CodeActionOptions(code_action_kinds=["refactor.rewrite.cra.implement"],
+                                                     resolve_provider=False),
+        hover_provider=True, execute_command_provider=types.ExecuteCommandOptions(commands=["cra.implement"]),
+        workspace=types.WorkspaceOptions(workspace_folders=types.WorkspaceFoldersServerCapabilities(
+            supported=True, change_notifications=True)),
+        experimental={"cra": [1, None]})
+    results = [types.InitializeResult(capabilities=capabilities,
+                                      server_info=types.ServerInfo(name="cra", version="0.1.0")),
+               types.InitializeResult(capabilities=types.ServerCapabilities())]
+    for result in results:
+        assert ours.unstructure(result) == theirs.unstructure(result)
+    assert ours.unstructure(results[1]) == {"capabilities": {}}
+    # the converter built no functions for them: their hooks are the field-by-field ones
+    assert all(ours.get_unstructure_hook(cls).__qualname__.startswith("_unstructure_fields")
+               for cls in pygls_compat.ONCE_TYPES)
