@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Literal
 
@@ -186,11 +186,14 @@ def _judge_cases(name: str, before: ProgramResult, after: ProgramResult, target:
                        + condense("\n".join(lines) or after.reason, FAILURE_CHARS))
 
 
-def judge(baseline: TestRunReport, after: TestRunReport, *, target: str | None = None) -> TestVerdict:
+def judge(baseline: TestRunReport, after: TestRunReport, *, target: str | None = None,
+          reaching: Collection[str] | None = None) -> TestVerdict:
     """The change's verdict: `after` (the tests with the change) against `baseline` (the unchanged tree).
 
     target: the function the change is about; a test that failed at baseline and still fails counts against the
-    change only when its failure (or its case name) names the target."""
+    change only when its failure (or its case name) names the target.
+    reaching: the programs whose code can run the target (see `reach.programs_reaching`); when some ran and every
+    one of them fails before and after, the verdict is "inconclusive" however many others pass."""
     command = after.command or baseline.command
     before_by_name = baseline.by_name()
     after_by_name = after.by_name()
@@ -222,13 +225,23 @@ def judge(baseline: TestRunReport, after: TestRunReport, *, target: str | None =
     if verdict.status == "passed" and not (out.fixed or out.revealed or _any_pass(after)):
         verdict.status = "inconclusive"
         verdict.not_run_reason = _inconclusive_reason(verdict, target)
+    elif verdict.status == "passed" and target and reaching:
+        judged = [n for n in ran if n in reaching]
+        if judged and not _any_pass(after, judged) and not any(_program(n) in judged for n in out.fixed + out.revealed):
+            verdict.status = "inconclusive"
+            verdict.not_run_reason = (f"the tests that can run {target} ({_names(judged)}) fail on the unchanged tree "
+                                      "too, the same way: they cannot judge the change")
     verdict.message = _message(verdict, total=len(after.programs) or len(baseline.programs))
     return verdict
 
 
-def _any_pass(report: TestRunReport) -> bool:
-    """Some test program, or some case of one, passes in `report`."""
-    return any(p.status == "passed" or p.cases_passed for p in report.programs)
+def _any_pass(report: TestRunReport, names: Collection[str] | None = None) -> bool:
+    """Some test program (of `names`, when given), or some case of one, passes in `report`."""
+    return any(p.status == "passed" or p.cases_passed for p in report.programs if names is None or p.name in names)
+
+
+def _program(name: str) -> str:
+    return name.split("::", 1)[0]
 
 
 def _inconclusive_reason(v: TestVerdict, target: str | None) -> str:

@@ -24,6 +24,7 @@ from cra.pipeline.sandbox.discover_units import UNIT_SUFFIXES, including_units, 
 from cra.pipeline.sandbox.flags import DEFAULT_FLAGS, flags_for, outside_paths, rebase_flags, restrict_untrusted
 from cra.pipeline.sandbox.frameworks import UntrustedCommand
 from cra.pipeline.sandbox.limits import Limits, RunResult
+from cra.pipeline.sandbox.reach import programs_reaching
 from cra.pipeline.sandbox.runner import make_sandbox_dir, remove_sandbox_dir, run_sandboxed
 from cra.pipeline.sandbox.test_report import TestRunReport
 from cra.pipeline.sandbox.validate import COMPILE_LIMITS, WORK_DIR, CompileResult, compile_unit
@@ -197,7 +198,8 @@ def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions
                                   compiler=options.compiler, flags=flags, limits=options.limits)
     except UntrustedCommand as exc:  # a configured command, untrusted: never run
         return _not_run(str(exc))
-    verdict = judge(before, after, target=target)
+    reaching = programs_reaching(root_p, [p.name for p in after.programs], target) if target else set()
+    verdict = judge(before, after, target=target, reaching=reaching)
     check = _verdict_check(verdict, after)
     check.tests_built_by = after.kind
     return check

@@ -191,3 +191,22 @@ def test_the_verdict_round_trips_as_json() -> None:
     verdict = judge(report(ADD_FAILS, MUL_FAILS), report(ADD_FAILS, MUL_FAILS), target="add")
     again = msgspec.json.decode(msgspec.json.encode(verdict), type=base.TestVerdict)
     assert again == verdict and again.caused == ["tests/test_add.c"]
+
+
+def test_when_every_test_that_can_run_the_target_fails_before_and_after_the_verdict_is_inconclusive() -> None:
+    # zlib's shape: test/example.c reaches compress2 (through compress) and fails with the stub and after the
+    # change, on a line that never names compress2; minigzip passes both times but never runs it.
+    example = prog("test/example.c", "failed", "compress error: -2")
+    minigzip = prog("test/minigzip.c")
+    both = report(example, minigzip)
+    verdict = judge(both, both, target="compress2", reaching={"test/example.c"})
+    assert verdict.status == "inconclusive" and verdict.caused == [], verdict.message
+    assert verdict.message.startswith("tests inconclusive: the tests that can run compress2 (test/example.c) fail "
+                                      "on the unchanged tree too, the same way")
+    # without knowing what reaches the target, the passing program counts (as before)
+    assert judge(both, both, target="compress2").status == "passed"
+    # a reaching program that passes after the change judges it
+    assert judge(both, report(prog("test/example.c"), minigzip), target="compress2",
+                 reaching={"test/example.c"}).status == "passed"
+    # one that passes before and after (pass-to-pass) judges it too
+    assert judge(both, both, target="compress2", reaching={"test/example.c", "test/minigzip.c"}).status == "passed"

@@ -90,6 +90,29 @@ def test_a_suite_that_only_fails_elsewhere_is_inconclusive_not_passed(tmp_path: 
     assert "tests passed" not in check.message and check.tests_not_run and check.failure == ""
 
 
+def test_a_body_whose_only_reaching_test_fails_as_before_is_inconclusive_though_others_pass(tmp_path: Path) -> None:
+    # zlib's compress2 shape: the test that runs the target calls it through another function and fails on a
+    # line that never names it; another test passes but never runs it.
+    root = tmp_path / "lib"
+    (root / "tests").mkdir(parents=True)
+    (root / "calc.c").write_text("int add(int a, int b)\n{\n    return 0;\n}\n\n"
+                                 "int sum2(int a, int b)\n{\n    return add(a, b);\n}\n\n"
+                                 "int neg(int a)\n{\n    return -a;\n}\n")
+    (root / "tests" / "test_sum.c").write_text('#include <stdio.h>\nint sum2(int a, int b);\nint main(void) {\n'
+                                               '    if (sum2(2, 3) != 5) { printf("sum2 wrong\\n"); return 1; }\n'
+                                               "    return 0;\n}\n")
+    (root / "tests" / "test_neg.c").write_text("int neg(int a);\nint main(void) { return neg(2) != -2; }\n")
+    wrong = (root / "calc.c").read_text().replace("    return 0;\n", "    return a * 0;\n", 1)
+    check = check_change(root, "calc.c", wrong, function="add", run_tests=True)
+    assert check.ok and check.tests_passed is None and check.tests is not None, check.message
+    assert check.tests.status == "inconclusive" and "tests passed" not in check.message
+    assert "the tests that can run add (tests/test_sum.c) fail on the unchanged tree too" in check.message
+    right = (root / "calc.c").read_text().replace("    return 0;\n", "    return a + b;\n", 1)
+    fixed = check_change(root, "calc.c", right, function="add", run_tests=True)
+    assert fixed.ok and fixed.tests_passed is True and fixed.tests is not None
+    assert fixed.tests.fixed == ["tests/test_sum.c"], fixed.message
+
+
 def test_an_endless_loop_is_a_timeout(tmp_path: Path) -> None:
     root = project(tmp_path, "known_failure")
     options = CheckOptions(limits=Limits(cpu_seconds=1, wall_seconds=4.0))
