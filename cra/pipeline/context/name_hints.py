@@ -50,6 +50,8 @@ _UNKNOWN: list[tuple[re.Pattern[str], frozenset[str]]] = [
 ]
 _RECORD = r"(?:const |volatile )*(?:struct |union )?(\w+)"
 _MEMBER = re.compile(rf"{_Q}{_RECORD}{_Q}(?: {{aka {_Q}{_RECORD}{_Q}}})? has no member named {_Q}(\w+){_Q}")
+# cJSON's parse_hex4 takes `const unsigned char * const input`; the 1.5B walks it with `input++` in every attempt.
+_READ_ONLY = re.compile(rf"(?:increment|decrement|assignment) of read-only (?:parameter|variable) {_Q}(\w+){_Q}")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _FIELD = re.compile(r"(\w+)\s*(?:\[[^\]]*\]\s*)*(?::\s*\d+\s*)?[;,]")
 
@@ -139,8 +141,8 @@ def _member_hints(index: WorkspaceIndex, failure: str, visible: dict[str, int]) 
 
 def name_hints(index: WorkspaceIndex, unit: str, failure: str) -> str:
     """A short text for the next attempt's prompt: for each name the failure says is unknown, the declared names
-    (visible from `unit` through its includes, else anywhere in the workspace) that were probably meant. "" when
-    the failure names no unknown name or nothing close is declared."""
+    (visible from `unit` through its includes, else anywhere in the workspace) that were probably meant; for a
+    `const` the attempt changed, how to do without changing it. "" when the failure has neither."""
     visible = index.include_closure(unit)
     lines: list[str] = []
     for wrong, kinds in unknown_names(failure)[:MAX_NAMES]:
@@ -155,6 +157,12 @@ def name_hints(index: WorkspaceIndex, unit: str, failure: str) -> str:
         else:
             lines.append(f"- `{wrong}` is not declared, and this project declares nothing like it: do without it.")
     lines += _member_hints(index, failure, visible)
-    if not lines:
-        return ""
-    return "Names the compiler does not know (use only names the project declares):\n" + "\n".join(lines)
+    read_only = list(dict.fromkeys(_READ_ONLY.findall(failure)))
+    text = "Names the compiler does not know (use only names the project declares):\n" + "\n".join(lines) \
+        if lines else ""
+    if read_only:
+        names = ", ".join(f"`{name}`" for name in read_only[:MAX_NAMES])
+        text += ("\n" if text else "") + (
+            f"{names} cannot change (declared `const`): do not assign, increment or decrement it; read through it "
+            "with an index (`p[i]`), or copy it into a local variable and change that.")
+    return text

@@ -91,3 +91,12 @@ def test_nothing_close_says_so_and_no_unknown_name_says_nothing(tmp_path: Path) 
     assert "`zzq_frobnicate` is not declared, and this project declares nothing like it" in \
         name_hints(idx, "parser.c", "error: 'zzq_frobnicate' undeclared")
     assert name_hints(idx, "parser.c", "error: expected ';' before '}' token") == ""
+
+
+def test_a_const_parameter_the_attempt_changed_gets_how_to_do_without(tmp_path: Path) -> None:
+    failure = ("cJSON.c:645:30: error: increment of read-only parameter 'input'\n"
+               "cJSON.c:646:30: error: increment of read-only parameter 'input'\n"
+               "cJSON.c:650:9: error: assignment of read-only variable 'limit'")
+    hints = name_hints(index(tmp_path), "parser.c", failure)
+    assert hints == ("`input`, `limit` cannot change (declared `const`): do not assign, increment or decrement it; "
+                     "read through it with an index (`p[i]`), or copy it into a local variable and change that.")
