@@ -31,7 +31,7 @@ from cra.pipeline.flows import implement as implement_flow
 from cra.pipeline.flows.base import ActionFailed, Task
 from cra.pipeline.llm import StageLLM
 from cra.pipeline.router import ModelRouter
-from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge
+from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge, program_of
 from cra.pipeline.sandbox.discover_units import is_test_file, source_files
 from cra.pipeline.sandbox.flags import flags_for, restrict_untrusted
 from cra.pipeline.sandbox.limits import Limits, SandboxError
@@ -249,10 +249,10 @@ def _scan_function(scanner: _Scanner, unit: str, fn: Symbol, lines: list[tuple[s
     else:
         # A stub that does not build (a struct return, -Werror) breaks the build, not a test: no coverage shown.
         unbuilt = {p.name: p.reason for p in after.programs if p.status == "build_failed"}
-        broken = [n for n in [*verdict.new_failures, *verdict.new_timeouts] if n.split("::")[0] not in unbuilt]
+        broken = [n for n in [*verdict.new_failures, *verdict.new_timeouts] if program_of(n) not in unbuilt]
         if verdict.status in ("not_run", "no_tests", "inconclusive"):
             scan.skipped = verdict.message
-        elif not broken and any(n.split("::")[0] in unbuilt for n in verdict.new_failures):
+        elif not broken and any(program_of(n) in unbuilt for n in verdict.new_failures):
             scan.skipped = f"the stub does not build: {next(iter(unbuilt.values()))}"
         elif broken:
             scan.covered, scan.verified_by = True, broken

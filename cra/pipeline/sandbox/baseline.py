@@ -227,7 +227,7 @@ def judge(baseline: TestRunReport, after: TestRunReport, *, target: str | None =
         verdict.not_run_reason = _inconclusive_reason(verdict, target)
     elif verdict.status == "passed" and target and reaching:
         judged = [n for n in ran if n in reaching]
-        if judged and not _any_pass(after, judged) and not any(_program(n) in judged for n in out.fixed + out.revealed):
+        if judged and not _any_pass(after, judged) and not any(program_of(n) in judged for n in out.fixed + out.revealed):
             verdict.status = "inconclusive"
             verdict.not_run_reason = (f"the tests that can run {target} ({_names(judged)}) fail on the unchanged tree "
                                       "too, the same way: they cannot judge the change")
@@ -240,7 +240,8 @@ def _any_pass(report: TestRunReport, names: Collection[str] | None = None) -> bo
     return any(p.status == "passed" or p.cases_passed for p in report.programs if names is None or p.name in names)
 
 
-def _program(name: str) -> str:
+def program_of(name: str) -> str:
+    """The program a verdict's name is about: `suite::test_len` → `suite`."""
     return name.split("::", 1)[0]
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 import msgspec
 
 from cra.pipeline.sandbox import testrun
-from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge
+from cra.pipeline.sandbox.baseline import TestVerdict, baseline_report, judge, program_of
 from cra.pipeline.sandbox.condense import condense
 from cra.pipeline.sandbox.diagnostics import Diagnostic, new_errors, new_warnings, parse_diagnostics
 from cra.pipeline.sandbox.discover_units import UNIT_SUFFIXES, including_units, is_test_file
@@ -198,8 +198,10 @@ def _test_check(root: str | Path, changed: dict[str, str], options: CheckOptions
                                   compiler=options.compiler, flags=flags, limits=options.limits)
     except UntrustedCommand as exc:  # a configured command, untrusted: never run
         return _not_run(str(exc))
-    reaching = programs_reaching(root_p, [p.name for p in after.programs], target) if target else set()
-    verdict = judge(before, after, target=target, reaching=reaching)
+    verdict = judge(before, after, target=target)
+    if verdict.status == "passed" and target:  # only then can what reaches the target change it: index once here
+        reaching = programs_reaching(root_p, [p.name for p in after.programs], target)
+        verdict = judge(before, after, target=target, reaching=reaching)
     check = _verdict_check(verdict, after)
     check.tests_built_by = after.kind
     return check
@@ -232,7 +234,7 @@ def _not_run(reason: str, verdict: TestVerdict | None = None) -> ChangeCheck:
 
 
 def _programs(names: list[str]) -> set[str]:
-    return {name.split("::", 1)[0] for name in names}
+    return {program_of(name) for name in names}
 
 
 def _parse_check(path: str, old_text: str, new_text: str, function: str | None) -> ChangeCheck | None:

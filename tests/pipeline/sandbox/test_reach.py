@@ -37,3 +37,11 @@ def test_a_program_reaches_the_target_through_the_functions_that_call_it(tmp_pat
 def test_a_program_name_with_its_defines_names_its_source() -> None:
     assert program_source("examples/zran.c[-DTEST]") == "examples/zran.c"
     assert program_source("tests/t.c") == "tests/t.c"
+
+
+def test_a_root_that_cannot_be_indexed_reaches_nothing(tmp_path: Path) -> None:
+    # a file, or a folder gone meanwhile: no program is judged by reach, the verdict keeps its other grounds
+    (tmp_path / "file.c").write_text("int x;\n")
+    assert programs_reaching(tmp_path / "file.c", ["test/example.c"], "compress2") == set()
+    assert programs_reaching(tmp_path / "gone", ["test/example.c"], "compress2") == set()
+    assert programs_reaching(tmp_path, [], "compress2") == set()
