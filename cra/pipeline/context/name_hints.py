@@ -87,6 +87,11 @@ def similarity(wrong: str, candidate: str) -> float:
     return max(matcher.ratio(), 0.9 * covered / len(a)) + style + family
 
 
+def _trigrams(name: str) -> set[str]:
+    squashed = _squash(name)
+    return {squashed[i:i + 3] for i in range(len(squashed) - 2)}
+
+
 def _one_line(symbol: Symbol) -> str:
     text = symbol.text if symbol.kind in (ENUMERATOR, MACRO, MACRO_FUNCTION, VARIABLE) else \
         symbol.signature or symbol.text
@@ -148,8 +153,11 @@ def name_hints(index: WorkspaceIndex, unit: str, failure: str) -> str:
     for wrong, kinds in unknown_names(failure)[:MAX_NAMES]:
         close = _closest(wrong, kinds, _symbols(index, visible))
         where = ""
-        if not close:
-            close = _closest(wrong, kinds, _symbols(index, [f for f in index.files if f not in visible]))
+        if not close:  # the whole workspace: only names sharing a run of three letters are scored (a big tree)
+            grams = _trigrams(wrong)
+            elsewhere = (s for s in _symbols(index, [f for f in index.files if f not in visible])
+                         if not grams or not grams.isdisjoint(_trigrams(s.name)))
+            close = _closest(wrong, kinds, elsewhere)
             where = f" (declared in files {unit} does not include)"
         if close:
             lines.append(f"- `{wrong}` is not declared. Names this project declares{where} that may be meant:")
